@@ -117,21 +117,23 @@ inline void require_form(std::string_view component, form f, bool supported,
 }
 
 /// The forward moments of a component's input: finite mean, finite var >= 0, corr in [-1, 1].
+/// The parameter names ("x.mean", ...) are only built when a check fails, so a valid call
+/// costs a few comparisons.
 template <class T>
 void check_signal(std::string_view component, const signal<T>& x, std::string_view name = "x") {
-    std::string n(name);
-    require_finite(component, n + ".mean", x.mean);
-    require_nonnegative(component, n + ".var", x.var);
-    require_corr(component, n + ".corr", x.corr);
+    const auto field = [&](const char* f) { return std::string(name) + f; };
+    if (!is_finite(x.mean)) require_finite(component, field(".mean"), x.mean);
+    if (!(is_finite(x.var) && x.var >= T(0))) require_nonnegative(component, field(".var"), x.var);
+    if (!(x.corr >= T(-1) && x.corr <= T(1))) require_corr(component, field(".corr"), x.corr);
 }
 
 /// The moments of the gradient arriving at a component's output.
 template <class T>
 void check_gradient(std::string_view component, const gradient<T>& g,
                     std::string_view name = "g") {
-    std::string n(name);
-    require_nonnegative(component, n + ".var", g.var);
-    require_corr(component, n + ".corr", g.corr);
+    const auto field = [&](const char* f) { return std::string(name) + f; };
+    if (!(is_finite(g.var) && g.var >= T(0))) require_nonnegative(component, field(".var"), g.var);
+    if (!(g.corr >= T(-1) && g.corr <= T(1))) require_corr(component, field(".corr"), g.corr);
 }
 
 }  // namespace detail

@@ -14,6 +14,7 @@
 // with S_n the column sum. Samples are spread over a fixed number of blocks that are
 // statistically independent (a block never shares random weights with another), and the
 // standard error of every estimate is the delete-one-block jackknife.
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <stdexcept>
@@ -99,6 +100,27 @@ public:
                 {full.var, se(&estimate::var)},
                 {full.cov, se(&estimate::cov)},
                 {full.corr, se(&estimate::corr)}};
+    }
+
+    /// The estimates from the even-numbered and from the odd-numbered blocks alone (no
+    /// standard errors): two independent half-size measurements. Their difference shows
+    /// the measurement's own noise, whatever the formula says.
+    std::array<measured_moments, 2> halves() const {
+        std::array<measured_moments, 2> h{};
+        for (int parity = 0; parity < 2; ++parity) {
+            block_stats part;
+            part.t.assign(std::size_t(L_), 0.0);
+            for (std::size_t k = std::size_t(parity); k < stats_.size(); k += 2) {
+                part.n += stats_[k].n;
+                part.x2 += stats_[k].x2;
+                part.s2 += stats_[k].s2;
+                for (int i = 0; i < L_; ++i) part.t[std::size_t(i)] += stats_[k].t[std::size_t(i)];
+            }
+            if (part.n < 2) throw std::logic_error("moment_accumulator: a half has no samples");
+            const estimate e = evaluate(part);
+            h[std::size_t(parity)] = {{e.mean, 0}, {e.var, 0}, {e.cov, 0}, {e.corr, 0}};
+        }
+        return h;
     }
 
 private:

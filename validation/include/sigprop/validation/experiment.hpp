@@ -1,6 +1,7 @@
 #pragma once
 // One Monte-Carlo experiment: sample inputs and incoming gradients with requested moments,
 // run a real randomly initialised component forward and backward, measure both sides.
+#include <array>
 #include <cstdint>
 #include <stdexcept>
 
@@ -36,6 +37,9 @@ struct run_options {
 struct measurement {
     measured_moments y;  ///< forward: moments of the component's output
     measured_moments g;  ///< backward: moments of dLoss/dInput (its mean is ~0)
+    /// The same estimates from two independent halves of the sequences (noise floor).
+    std::array<measured_moments, 2> y_halves{};
+    std::array<measured_moments, 2> g_halves{};
 };
 
 /// The random streams of one sequence: one for weights, inputs, gradients, masks.
@@ -74,7 +78,7 @@ measurement simulate(Model& model, const experiment_input& in, const run_options
         fwd.add(y, s % blocks);
         bwd.add(dx, s % blocks);
     }
-    return {fwd.result(), bwd.result()};
+    return {fwd.result(), bwd.result(), fwd.halves(), bwd.halves()};
 }
 
 /// Fills w with i.i.d. N(0, sigma^2) weights from the sequence's weight stream.

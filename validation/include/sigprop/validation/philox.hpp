@@ -22,7 +22,7 @@ struct stream_key {
 
 /// Philox keyed by the seed; the counter holds (experiment, stream, index_lo, index_hi).
 /// Each counter value yields four 32-bit words: two standard normals (Box-Muller on two
-/// 64-bit words) or two uniforms in (0, 1].
+/// 64-bit words) or two uniforms in (0, 1).
 class philox_stream {
 public:
     using engine = r123::Philox4x32;
@@ -52,10 +52,19 @@ public:
         return (n & 1) ? p.y : p.x;
     }
 
-    /// Uniform number n of the stream in (0, 1] (four per counter position).
+    /// Uniform number n of the stream in (0, 1) (four per counter position).
     SIGPROP_HD double uniform(std::uint64_t n) const noexcept {
         const auto b = block(n >> 2);
         return r123::u01<double>(b[n & 3]);
+    }
+
+    /// Uniform numbers 0 .. n-1 of the stream (the values uniform(i) gives), one Philox
+    /// block per four numbers.
+    void fill_uniform(double* out, std::uint64_t n) const noexcept {
+        for (std::uint64_t i = 0; i < n; i += 4) {
+            const auto b = block(i >> 2);
+            for (std::uint64_t k = 0; k < 4 && i + k < n; ++k) out[i + k] = r123::u01<double>(b[k]);
+        }
     }
 
     SIGPROP_HD stream_key key() const noexcept { return key_; }

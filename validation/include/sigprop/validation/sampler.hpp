@@ -1,5 +1,6 @@
 #pragma once
 // Equicorrelated Gaussian samples with requested (mean, var, corr) between tokens.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 

@@ -1,0 +1,176 @@
+#pragma once
+// Single-head scaled dot-product attention (the paper's SHA) with dropout on the attention
+// probabilities and no output projection. Derivations: docs/theory/attention.md.
+#include <cmath>
+
+#include "sigprop/core/errors.hpp"
+#include "sigprop/core/form.hpp"
+#include "sigprop/core/moments.hpp"
+#include "sigprop/detail/attention_moments.hpp"
+
+namespace sigprop {
+
+/// Q = X Wq, K = X Wk, V = X Wv (d_in -> d_head, weights i.i.d. N(0, sigma^2), sigma a
+/// standard deviation); P = softmax over the L keys of Q K^T / sqrt(d_head); inverted
+/// dropout p on every entry of P; output P V. The input must have mean 0 (attention
+/// inputs are LayerNorm outputs); a nonzero mean is rejected.
+template <class T>
+struct attention {
+    int d_in{1};
+    int d_head{1};
+    int L{2};
+    T sigma_q{1};
+    T sigma_k{1};
+    T sigma_v{1};
+    T p{0};
+    sigprop::form form{sigprop::form::best};
+};
+
+namespace detail {
+
+/// corr = num / den for bracketed moments that share one scale; den <= 0 means the
+/// quantity vanishes identically and `fallback` is its limit.
+template <class T>
+SIGPROP_HD T attention_corr(const T& num, const T& den, const T& fallback) noexcept {
+    if (!(den > T(0))) return fallback;
+    const T c = num / den;
+    return c > T(1) ? T(1) : (c < T(-1) ? T(-1) : c);
+}
+
+// Forward, form::paper: REFERENCE.md section 2 (paper Table 1), written as
+// var = m_v s2 [r + ((1-r)^2 (L-1) S/d_in + e^{(1-r)S}/(1-p) (4 (1-r)^2 S/d_in + 1 - r)) / L],
+// cov = m_v s2 [r + (2 (1-r)^2 S/d_in + 1 - r) / L], m_v = d_in sigma_v^2.
+//
+// Forward, form::best (our derivation, docs/theory/attention.md): condition on everything
+// but Wv, so E[Y_i . Y_k] = sigma_v^2 E[|sum_j Pd_ij X_j|^2] (i = k) or the cross term.
+// Split X_j = s (sqrt(r) z0 + sqrt(1-r) z_j). The shared part gives r (1 + p/(1-p) E sum P^2)
+// (dropout breaks the row sum), the token part gives (1-r) W / d_in with
+// W = E|sum_j Pd_ij z_j|^2. Given the query, the key scores are y . z_j with |y|^2 = sig:
+// the softmax tilts the keys towards y, and a delta-method expansion in 1/L gives
+//   W = (d_in - 1) E sum P^2 + sig (1 - 2 e^sig/L) + e^sig (1 + sig)/L + p/(1-p) E sum P^2 (d_in + 4 sig),
+//   W_cov = rho (1 - 2 e^sig/L) + e^rho (d_in + rho)/L   (two queries share the keys).
+// Assumptions: Gaussian input with mean 0, e^{2 sig} << L; the self-key and the
+// O(S/(d_in L)) couplings are dropped.
+template <class T>
+SIGPROP_HD signal<T> forward_impl(const attention<T>& c, const signal<T>& x) noexcept {
+    using std::sqrt;
+    const T r = x.corr;
+    const T d = T(c.d_in);
+    const T n = T(c.L);
+    const T inv = T(1) / (T(1) - c.p);
+    const auto sc = score_statistics(c.d_in, c.L, x.var, r, c.sigma_q, c.sigma_k);
+    const T a = c.sigma_v * sqrt(x.var);
+    const T scale = d * a * a;  // m_v s2
+    T vb, cb;
+    if (c.form == sigprop::form::paper) {
+        const T u = (T(1) - r) * (T(1) - r);
+        vb = r + (mul0(u * (n - T(1)) / d, sc.S) +
+                  mul0(sc.e_sig * inv, mul0(T(4) * u / d, sc.S) + (T(1) - r))) / n;
+        cb = r + (mul0(T(2) * u / d, sc.S) + (T(1) - r)) / n;
+    } else {
+        const T k = c.p * inv;
+        const T tilt = max_of(T(0), T(1) - T(2) * sc.e_sig / n);
+        const T w = (d - T(1)) * sc.sum_p2 + mul0(sc.sig, tilt) + mul0(sc.e_sig, T(1) + sc.sig) / n +
+                    mul0(k * sc.sum_p2, d + T(4) * sc.sig);
+        const T wc = mul0(sc.rho, tilt) + mul0(sc.e_rho, d + sc.rho) / n;
+        vb = r * (T(1) + k * sc.sum_p2) + mul0(T(1) - r, w) / d;
+        cb = r + mul0(T(1) - r, wc) / d;
+    }
+    signal<T> y;
+    y.mean = T(0);
+    y.var = vb > T(0) ? mul0(scale, vb) : T(0);
+    // An overflowed bracket comes from the peaky-softmax term e^sig, which outgrows the
+    // covariance's e^rho (rho < sig): the correlation's limit is 0.
+    y.corr = is_finite(vb) ? attention_corr(cb, vb, T(1)) : T(0);
+    return y;
+}
+
+// Backward, form::paper: REFERENCE.md section 2; only the path through V:
+// g var = U (1 + (L-1) r_g (1-p)) / (L (1-p)), g cov = U (1 + (L-1) r_g) / L,
+// U = s2_g d_head sigma_v^2.
+//
+// Backward, form::best (our derivation, docs/theory/attention.md): dX = dQ Wq^T + dK Wk^T +
+// dV Wv^T; the cross terms between the three paths are O(1/d_in) and dropped. In units of U:
+//   V path  r_g (E c^2 + p/(1-p) E sum P^2) + (1 - r_g) E sum P^2 / (1-p)   (c: column sum of P)
+//   Q path  S (1-r) [E sum P^2 (1/(1-p) - r) + (1-r)(L-1)/(L d_in)]
+//   K path  S [E sum P^2 (1/(1-p) - r) + r_g r (1-r)(E c^2 - E sum P^2)]
+// The (L-1)/(L d_in) term is the coupling between the Gram matrix X X^T and the key
+// differences, which dominates the Q path when L > d_in. Covariances (i != k):
+//   V path  r_g (1 - (E c^2 - 1)/(L-1)) + (1 - r_g)(1 - E sum P^2)/(L-1)
+//   Q, K    S r_g (1-r) [(1-r)(1/L + (L-1)/(L d_in)) - r/L]
+template <class T>
+SIGPROP_HD gradient<T> backward_impl(const attention<T>& c, const signal<T>& x,
+                                     const gradient<T>& g) noexcept {
+    using std::sqrt;
+    const T r = x.corr;
+    const T rg = g.corr;
+    const T d = T(c.d_in);
+    const T n = T(c.L);
+    const T inv = T(1) / (T(1) - c.p);
+    const T a = c.sigma_v * sqrt(g.var);
+    const T scale = T(c.d_head) * a * a;  // U
+    T vb, cb, fallback = rg;
+    if (c.form == sigprop::form::paper) {
+        vb = (T(1) + (n - T(1)) * rg * (T(1) - c.p)) * inv / n;
+        cb = (T(1) + (n - T(1)) * rg) / n;
+    } else {
+        const auto sc = score_statistics(c.d_in, c.L, x.var, r, c.sigma_q, c.sigma_k);
+        const T k = c.p * inv;
+        const T drop = sc.sum_p2 * (inv - r);
+        const T coupling = (T(1) - r) * (n - T(1)) / (n * d);
+        const T v = rg * (sc.col2 + k * sc.sum_p2) + (T(1) - rg) * sc.sum_p2 * inv;
+        const T b = (T(1) - r) * (drop + coupling) + drop + rg * r * (T(1) - r) * (sc.col2 - sc.sum_p2);
+        const T vc = rg * (T(1) - (sc.col2 - T(1)) / (n - T(1))) + (T(1) - rg) * (T(1) - sc.sum_p2) / (n - T(1));
+        const T bc = rg * (T(1) - r) * ((T(1) - T(2) * r) / n + coupling);
+        vb = v + mul0(sc.S, b);
+        cb = vc + mul0(sc.S, bc);
+        // With S overflowed the S terms dominate both moments: the limit is their ratio.
+        if (!is_finite(vb)) fallback = attention_corr(bc, b, rg);
+    }
+    gradient<T> out;
+    out.var = vb > T(0) ? mul0(scale, vb) : T(0);
+    out.corr = is_finite(vb) ? attention_corr(cb, vb, rg) : fallback;
+    return out;
+}
+
+}  // namespace detail
+
+template <class T>
+void validate(const attention<T>& c) {
+    detail::require_size("attention", "d_in", c.d_in);
+    detail::require_size("attention", "d_head", c.d_head);
+    detail::require_size("attention", "L", c.L, 2);
+    detail::require_nonnegative("attention", "sigma_q", c.sigma_q);
+    detail::require_nonnegative("attention", "sigma_k", c.sigma_k);
+    detail::require_nonnegative("attention", "sigma_v", c.sigma_v);
+    detail::require_drop_probability("attention", "p", c.p);
+    detail::require_form("attention", c.form, c.form == form::best || c.form == form::paper,
+                         "{best, paper}");
+}
+
+namespace detail {
+template <class T>
+void check_attention_input(const signal<T>& x) {
+    check_signal("attention", x);
+    if (x.mean != T(0)) fail("attention", "x.mean", x.mean, "{0}");
+}
+}  // namespace detail
+
+/// Forward moments of the output for input moments x (x.mean must be 0).
+template <class T>
+signal<T> forward(const attention<T>& c, const signal<T>& x) {
+    validate(c);
+    detail::check_attention_input(x);
+    return detail::forward_impl(c, x);
+}
+
+/// Gradient moments at the input, given the input moments x and the gradient g at the output.
+template <class T>
+gradient<T> backward(const attention<T>& c, const signal<T>& x, const gradient<T>& g) {
+    validate(c);
+    detail::check_attention_input(x);
+    detail::check_gradient("attention", g);
+    return detail::backward_impl(c, x, g);
+}
+
+}  // namespace sigprop

@@ -1,0 +1,131 @@
+#pragma once
+// The Gauss hypergeometric function F_c(z) = 2F1(1/2, 1/2; c; z) for half-integer and
+// integer c = m/2 >= 3/2 and 0 <= z <= 1, together with the step F_{c-1}(z) - F_c(z).
+// LayerNorm needs it at z = r^2 for the mean cosine of two correlated Gaussian vectors
+// (docs/theory/layer_norm.md).
+//
+// Two methods, each with a proof of its accuracy:
+// - z <= 1/2, or c >= 21: the power series in z, summed until a rigorous bound on the
+//   remainder is below the working precision (all terms are positive);
+// - z > 1/2 and c < 21 (where the series converges like k^-c and would need up to
+//   ~10^16 terms at z = 1): closed forms at the two smallest c of the chain (arcsin for
+//   half-integer c, the arithmetic-geometric mean for integer c) and then Gauss's
+//   contiguous relation in c, which for z >= 1/2 adds positive terms only, so each step
+//   costs a few roundings and nothing cancels.
+// Both are allocation-free and noexcept; the cost is at most ~60 series terms or ~20
+// recurrence steps.
+#include <cmath>
+#include <limits>
+
+#include "sigprop/core/config.hpp"
+
+namespace sigprop::detail {
+
+/// F_c(z) and F_{c-1}(z) - F_c(z) (>= 0; +infinity for c = 3/2 at z = 1, where F_{1/2}
+/// = (1 - z)^{-1/2} diverges).
+template <class T>
+struct half_half_2f1_pair {
+    T value;
+    T step_down;
+};
+
+// Series: F_c = sum_k u_k with u_k = ((1/2)_k)^2 / ((c)_k k!) z^k and, since
+// 1/(c-1)_k = (c-1+k) / ((c-1) (c)_k), F_{c-1} - F_c = sum_k k u_k / (c-1).
+// Remainder bounds after term k (c >= 3/2, proved in docs/theory/layer_norm.md):
+//   geometric (z < 1): sum_{j>k} u_j <= u_k z/w,     sum_{j>k} j u_j <= k u_k z/w;
+//   power     (c > 5/2): sum_{j>k} u_j <= u_k (k+1/2)/(c-3/2),
+//                        sum_{j>k} j u_j <= u_k (k+3/2)(k+1/2)/(c-5/2).
+template <class T>
+SIGPROP_HD half_half_2f1_pair<T> half_half_2f1_series(const T& c, const T& z,
+                                                      const T& w) noexcept {
+    const T eps = std::numeric_limits<T>::epsilon();
+    const T inf = std::numeric_limits<T>::infinity();
+    const T geo = w > T(0) ? z / w : inf;
+    T u = T(1), f = T(1), s = T(0);  // s = sum_k k u_k
+    for (long k = 0; k < (1L << 22); ++k) {
+        const T kk = T(k);
+        u *= (kk + T(0.5)) * (kk + T(0.5)) / ((kk + c) * (kk + T(1))) * z;
+        f += u;
+        s += (kk + T(1)) * u;
+        const T j = kk + T(1);
+        T tail_f = u * geo, tail_s = j * u * geo;
+        if (c > T(2.5)) {
+            const T pf = u * (j + T(0.5)) / (c - T(1.5));
+            const T ps = u * (j + T(1.5)) * (j + T(0.5)) / (c - T(2.5));
+            if (pf < tail_f) tail_f = pf;
+            if (ps < tail_s) tail_s = ps;
+        }
+        if (tail_f <= eps * f && tail_s <= eps * s) break;
+        if (!(u > T(0))) break;  // z = 0 or underflow: the rest is zero
+    }
+    return {f, s / (c - T(1))};
+}
+
+// The contiguous relation (Abramowitz & Stegun 15.2.12 with a = b = 1/2):
+//   F_{c+1} = c (c-1) / ((c-1/2)^2 z) [ (1-z) F_{c-1} + (2z-1) F_c ],
+// positive terms only for z >= 1/2. (1-z) F_{c-1} is carried as one number so that the
+// chains can start where F_{c-1} itself is infinite at z = 1.
+template <class T>
+SIGPROP_HD half_half_2f1_pair<T> half_half_2f1_recurrence(long long m, const T& z,
+                                                          const T& w) noexcept {
+    using std::asin;
+    using std::sqrt;
+    const T inf = std::numeric_limits<T>::infinity();
+    T below, below_w, cur, c;  // F_{c-1}, (1-z) F_{c-1}, F_c at the current c
+    if (m % 2 == 1) {
+        // F_{1/2} = (1-z)^{-1/2} and F_{3/2} = arcsin(sqrt z) / sqrt z.
+        const T sw = sqrt(w), sz = sqrt(z);
+        below = w > T(0) ? T(1) / sw : inf;
+        below_w = sw;
+        cur = asin(sz) / sz;
+        c = T(1.5);
+    } else {
+        // F_1 = (2/pi) K(k) = 1 / AGM(1, k') and F_2 = (4 / (pi z)) (E - k'^2 K) with
+        // k^2 = z, k'^2 = w. With the AGM's a_j, b_j and c_j (c_1 = (1 - k')/2,
+        // c_{j+1} = c_j^2 / (4 a_{j+1})): E = K (1 - z/2 - sum_{j>=1} 2^{j-1} c_j^2), so
+        // F_2 = (z - sum_{j>=1} 2^j c_j^2) / (AGM z). At z = 1 the limits are F_2 = 4/pi and
+        // (1 - z) F_1 = 0.
+        if (w > T(0)) {
+            const T kp = sqrt(w);
+            T a = (T(1) + kp) / T(2), b = sqrt(kp);  // a_1, b_1
+            T cj = z / (T(2) * (T(1) + kp));        // c_1 = (1 - k') / 2
+            T p = T(2), s = p * cj * cj;
+            const T eps = std::numeric_limits<T>::epsilon();
+            for (int j = 0; j < 64 && cj > eps * a; ++j) {
+                const T an = (a + b) / T(2);
+                b = sqrt(a * b);
+                a = an;
+                cj = cj * cj / (T(4) * a);
+                p *= T(2);
+                s += p * cj * cj;
+            }
+            below = T(1) / a;
+            below_w = w / a;
+            cur = (z - s) / (a * z);
+        } else {
+            below = inf;
+            below_w = T(0);
+            cur = T(4) / T(3.141592653589793238462643383279502884L);
+        }
+        c = T(2);
+    }
+    for (long long steps = (m - (m % 2 == 1 ? 3 : 4)) / 2; steps > 0; --steps) {
+        const T h = c - T(0.5);
+        const T next = c * (c - T(1)) / (h * h * z) * (below_w + (T(2) * z - T(1)) * cur);
+        below = cur;
+        below_w = w * cur;
+        cur = next;
+        c += T(1);
+    }
+    return {cur, below - cur};
+}
+
+/// F_c(z) = 2F1(1/2, 1/2; c; z) and F_{c-1}(z) - F_c(z) for c = m/2, m >= 3, 0 <= z <= 1,
+/// w = 1 - z (pass it computed without cancellation, e.g. (1 - r)(1 + r) for z = r^2).
+template <class T>
+SIGPROP_HD half_half_2f1_pair<T> half_half_2f1(long long m, const T& z, const T& w) noexcept {
+    if (z <= T(0.5) || m >= 42) return half_half_2f1_series(T(m) / T(2), z, w);
+    return half_half_2f1_recurrence(m, z, w);
+}
+
+}  // namespace sigprop::detail

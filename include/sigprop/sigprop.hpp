@@ -1,0 +1,15 @@
+#pragma once
+// The whole public library: every component of Kedia et al. (ICML 2024), Table 1.
+#include "sigprop/core/config.hpp"
+#include "sigprop/core/errors.hpp"
+#include "sigprop/core/form.hpp"
+#include "sigprop/core/moments.hpp"
+
+#include "sigprop/components/attention.hpp"
+#include "sigprop/components/dropout.hpp"
+#include "sigprop/components/embedding.hpp"
+#include "sigprop/components/gelu.hpp"
+#include "sigprop/components/layer_norm.hpp"
+#include "sigprop/components/linear.hpp"
+#include "sigprop/components/relu.hpp"
+#include "sigprop/components/softmax.hpp"
