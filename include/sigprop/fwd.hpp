@@ -17,5 +17,10 @@ template <class T> struct softmax;
 template <class T> struct attention;
 template <class T> struct embedding_table;
 template <class T> struct embedding;
+template <class T> struct multi_head_attention;
+
+template <class... Parts> struct serial_t;
+template <class Branch, class T> struct residual_t;
+template <class Block> struct repeat_t;
 
 }  // namespace sigprop

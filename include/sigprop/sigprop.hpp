@@ -1,5 +1,6 @@
 #pragma once
-// The whole public library: every component of Kedia et al. (ICML 2024), Table 1.
+// The whole public library: every component of Kedia et al. (ICML 2024), Table 1, the
+// multi-head and causal attention built from them, and the combinators.
 #include "sigprop/core/config.hpp"
 #include "sigprop/core/errors.hpp"
 #include "sigprop/core/form.hpp"
@@ -11,5 +12,8 @@
 #include "sigprop/components/gelu.hpp"
 #include "sigprop/components/layer_norm.hpp"
 #include "sigprop/components/linear.hpp"
+#include "sigprop/components/multi_head_attention.hpp"
 #include "sigprop/components/relu.hpp"
 #include "sigprop/components/softmax.hpp"
+
+#include "sigprop/compose.hpp"

@@ -19,7 +19,7 @@ inline constexpr real pi = 3.141592653589793238462643383279502884L;
 
 template <class F>
 real integrate(F f, real a, real b, real tol = real(1e-17)) {
-    return boost::math::quadrature::gauss_kronrod<real, 31>::integrate(f, a, b, 15, tol);
+    return boost::math::quadrature::gauss_kronrod<real, 31>::integrate(f, a, b, 6, tol);
 }
 
 /// Euler's integral with t = cos^2(phi):

@@ -41,7 +41,8 @@ SIGPROP_HD T softmax_paper_var(int L, T s) noexcept {
 // Forward moments. Mean 1/L and correlation -1/(L - 1) are exact for every form: the
 // entries sum to 1, so L var + L (L - 1) cov = Var(sum) = 0. The variance depends on the
 // logits only through their independent part s = (1 - r) s2.
-//  best: exact integral representation (detail/softmax_moments.hpp, our derivation);
+//  best: exact integral representation (detail/softmax_moments.hpp, our derivation), or for
+//  large L its asymptotic expansion in 1/L where that is as accurate (~1e-14 relative);
 //  paper: the paper's finite-L form; paper_large_l: (e^s - 1)/L^2, the paper's large-L form.
 template <class T>
 SIGPROP_HD signal<T> forward_impl(const softmax<T>& c, const signal<T>& x) noexcept {

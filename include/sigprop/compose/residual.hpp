@@ -3,71 +3,107 @@
 // the scaling of DeepScaleLM (lambda^2 + beta^2 = 1) or the standard one (lambda = beta = 1).
 #include <cmath>
 #include <limits>
+#include <type_traits>
+#include <utility>
 
 #include "sigprop/core/errors.hpp"
 #include "sigprop/core/moments.hpp"
 
 namespace sigprop {
 
-template <class Branch, class T>
+/// The weights are stored as S and converted to the scalar type of the moments they are
+/// applied to, so residual(branch) (S = double) also composes float components.
+template <class Branch, class S>
 struct residual_t {
     Branch branch;
-    T lambda{1};
-    T beta{1};
+    S lambda{1};
+    S beta{1};
 };
 
-/// y = lambda x + beta F(x).
-template <class Branch, class T>
-residual_t<Branch, T> residual(Branch branch, T lambda = T(1), T beta = T(1)) {
+/// y = x + F(x) (lambda = beta = 1).
+template <class Branch>
+residual_t<Branch, double> residual(Branch branch) {
+    return {std::move(branch), 1.0, 1.0};
+}
+
+/// y = lambda x + beta F(x); beta is converted to lambda's type.
+template <class Branch, class S>
+residual_t<Branch, S> residual(Branch branch, S lambda, std::type_identity_t<S> beta) {
     return {std::move(branch), lambda, beta};
 }
 
-template <class Branch, class T>
-void validate(const residual_t<Branch, T>& r) {
+template <class Branch, class S>
+void validate(const residual_t<Branch, S>& r) {
     detail::require_finite("residual", "lambda", r.lambda);
     detail::require_finite("residual", "beta", r.beta);
     validate(r.branch);
 }
 
 namespace detail {
+// a * b with 0 * anything = 0: a zero weight silences an overflowed part without NaN.
+template <class T>
+T times0(const T& a, const T& b) noexcept {
+    return (a == T(0) || b == T(0)) ? T(0) : a * b;
+}
+
 // Sum of two uncorrelated parts with weights a and b: the variances and the token
 // covariances add. Formed from (a s)^2 so that a tiny weight and a huge variance do not
-// meet as 0 * inf; the correlation is the covariance-weighted mean of the two
-// correlations (its limit when both variances vanish is the plain mean).
+// meet as 0 * inf; the correlation is the variance-weighted mean of the two correlations,
+// evaluated relative to the larger term so that it survives an overflow of the sum. An
+// infinite term dominates (both infinite: the plain mean); when both variances vanish
+// the limit weights the correlations by a^2 and b^2.
 template <class T>
-void add_weighted(T a, T var_a, T corr_a, T b, T var_b, T corr_b, T& var, T& corr) {
+void add_weighted(T a, T var_a, T corr_a, T b, T var_b, T corr_b, T& var, T& corr) noexcept {
     using std::sqrt;
-    const T pa = a * sqrt(var_a), pb = b * sqrt(var_b);
+    const T pa = times0(a, sqrt(var_a)), pb = times0(b, sqrt(var_b));
     const T va = pa * pa, vb = pb * pb;
     var = va + vb;
-    if (var > T(0) && var <= std::numeric_limits<T>::max()) corr = (corr_a * va + corr_b * vb) / var;
-    else if (var > T(0)) corr = va >= vb ? corr_a : corr_b;  // one term overflowed
-    else corr = (corr_a + corr_b) / 2;
+    const T big = va < vb ? vb : va;
+    const T inf = std::numeric_limits<T>::infinity();
+    if (big == inf) {
+        corr = (va == inf && vb == inf) ? (corr_a + corr_b) / 2 : (va == inf ? corr_a : corr_b);
+    } else if (big > T(0)) {
+        const T wa = va / big, wb = vb / big;
+        corr = (corr_a * wa + corr_b * wb) / (wa + wb);
+    } else {
+        const T wa = a * a, wb = b * b;
+        corr = (wa + wb > T(0) && wa + wb < inf) ? (corr_a * wa + corr_b * wb) / (wa + wb)
+                                                   : (corr_a + corr_b) / 2;
+    }
+    corr = corr > T(1) ? T(1) : (corr < T(-1) ? T(-1) : corr);
 }
 }  // namespace detail
 
-// REFERENCE.md section 3. At initialisation the branch output is uncorrelated with its
-// input (every branch ends with a zero-mean random projection), so
+// REFERENCE.md section 3. Assumption: at initialisation the branch output is uncorrelated
+// with its input, position by position and across tokens (true when the branch ends with a
+// zero-mean random projection, which every transformer branch does; not true for, e.g.,
+// a bare ReLU branch). Then
 //   mean = lambda mu + beta mu_F,  var = lambda^2 s2 + beta^2 s2_F,
 //   cov = lambda^2 r s2 + beta^2 r_F s2_F.
-template <class Branch, class T>
-signal<T> forward(const residual_t<Branch, T>& r, const signal<T>& x) {
+template <class Branch, class S, class T>
+signal<T> forward(const residual_t<Branch, S>& r, const signal<T>& x) {
     validate(r);
+    detail::check_signal("residual", x);
+    const T lambda = T(r.lambda), beta = T(r.beta);
     const signal<T> f = forward(r.branch, x);
     signal<T> y;
-    y.mean = r.lambda * x.mean + r.beta * f.mean;
-    detail::add_weighted(r.lambda, x.var, x.corr, r.beta, f.var, f.corr, y.var, y.corr);
+    y.mean = detail::times0(lambda, x.mean) + detail::times0(beta, f.mean);
+    detail::add_weighted(lambda, x.var, x.corr, beta, f.var, f.corr, y.var, y.corr);
     return y;
 }
 
-// dL/dx = lambda g + beta J_F^T g; the branch's Jacobian is a zero-mean random map at
-// initialisation, so the two paths are uncorrelated and their moments add like the forward's.
-template <class Branch, class T>
-gradient<T> backward(const residual_t<Branch, T>& r, const signal<T>& x, const gradient<T>& g) {
+// dL/dx = lambda g + beta J_F^T g. The branch's Jacobian ends (from the output side) with
+// the transpose of a zero-mean random projection, independent of g, so the two paths are
+// uncorrelated and their moments add like the forward's.
+template <class Branch, class S, class T>
+gradient<T> backward(const residual_t<Branch, S>& r, const signal<T>& x, const gradient<T>& g) {
     validate(r);
+    detail::check_signal("residual", x);
+    detail::check_gradient("residual", g);
+    const T lambda = T(r.lambda), beta = T(r.beta);
     const gradient<T> gf = backward(r.branch, x, g);
     gradient<T> out;
-    detail::add_weighted(r.lambda, g.var, g.corr, r.beta, gf.var, gf.corr, out.var, out.corr);
+    detail::add_weighted(lambda, g.var, g.corr, beta, gf.var, gf.corr, out.var, out.corr);
     return out;
 }
 

@@ -4,9 +4,11 @@
 // the forward moments at that part's own input.
 #include <array>
 #include <cstddef>
+#include <limits>
 #include <tuple>
 #include <utility>
 
+#include "sigprop/core/errors.hpp"
 #include "sigprop/core/moments.hpp"
 
 namespace sigprop {
@@ -30,6 +32,38 @@ void validate(const serial_t<Parts...>& s) {
 }
 
 namespace detail {
+
+// Overflow inside a chain. A part whose output variance (or mean) overflowed hands +inf
+// to the next part, whose checked entry point would reject it as input. The combinators
+// therefore saturate: once the forward moments are not finite, every later output is
+// {mean, +inf, corr} (the configuration exploded there), and the backward through a part
+// whose input overflowed, or that receives an infinite gradient, is {+inf, corr}. The
+// result is +infinity, never NaN and never an exception for valid input.
+template <class T>
+bool overflowed(const signal<T>& x) noexcept {
+    return !(is_finite(x.mean) && is_finite(x.var));
+}
+
+template <class T>
+signal<T> saturated(const signal<T>& x) noexcept {
+    return {x.mean, std::numeric_limits<T>::infinity(), x.corr};
+}
+
+template <class T>
+gradient<T> saturated(const gradient<T>& g) noexcept {
+    return {std::numeric_limits<T>::infinity(), g.corr};
+}
+
+template <class Part, class T>
+signal<T> chain_forward(const Part& p, const signal<T>& x) {
+    return overflowed(x) ? saturated(x) : forward(p, x);
+}
+
+template <class Part, class T>
+gradient<T> chain_backward(const Part& p, const signal<T>& x, const gradient<T>& g) {
+    return (overflowed(x) || !is_finite(g.var)) ? saturated(g) : backward(p, x, g);
+}
+
 // The forward moments at the input of every part (inputs[0] = x) and at the output.
 template <class T, class... Parts>
 std::array<signal<T>, sizeof...(Parts) + 1> serial_inputs(const serial_t<Parts...>& s,
@@ -37,24 +71,30 @@ std::array<signal<T>, sizeof...(Parts) + 1> serial_inputs(const serial_t<Parts..
     std::array<signal<T>, sizeof...(Parts) + 1> m{};
     m[0] = x;
     std::size_t k = 0;
-    std::apply([&](const auto&... p) { ((m[k + 1] = forward(p, m[k]), ++k), ...); }, s.parts);
+    std::apply([&](const auto&... p) { ((m[k + 1] = chain_forward(p, m[k]), ++k), ...); }, s.parts);
     return m;
 }
 }  // namespace detail
 
+/// Forward moments of the last part's output. x is checked here (finite, var >= 0,
+/// |corr| <= 1); each part checks its own further requirements (e.g. attention's mean 0).
 template <class T, class... Parts>
 signal<T> forward(const serial_t<Parts...>& s, const signal<T>& x) {
+    detail::check_signal("serial", x);
     return detail::serial_inputs(s, x).back();
 }
 
+/// Gradient moments at the first part's input, given the gradient at the last output.
 template <class T, class... Parts>
 gradient<T> backward(const serial_t<Parts...>& s, const signal<T>& x, const gradient<T>& g) {
+    detail::check_signal("serial", x);
+    detail::check_gradient("serial", g);
     const auto m = detail::serial_inputs(s, x);
     gradient<T> out = g;
     // Right fold: the last part first, each with the moments at its own input.
     [&]<std::size_t... I>(std::index_sequence<I...>) {
         constexpr std::size_t n = sizeof...(Parts);
-        ((out = backward(std::get<n - 1 - I>(s.parts), m[n - 1 - I], out)), ...);
+        ((out = detail::chain_backward(std::get<n - 1 - I>(s.parts), m[n - 1 - I], out)), ...);
     }(std::index_sequence_for<Parts...>{});
     return out;
 }

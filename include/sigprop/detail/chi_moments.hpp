@@ -12,7 +12,6 @@ namespace sigprop::detail {
 
 template <class T>
 SIGPROP_HD T chi_mean_sq_ratio(long long n) noexcept {
-    using std::exp;
     if (n <= 40) {
         // Exact products: nu_1 = 2/pi, nu_2 = pi/4 and, from Gamma(x+1) = x Gamma(x),
         // nu_{k+2} = nu_k (k+1)^2 / (k (k+2)). At most 20 factors.
@@ -24,19 +23,25 @@ SIGPROP_HD T chi_mean_sq_ratio(long long n) noexcept {
         }
         return v;
     }
-    // Stirling: with e = 2/n, ln nu_n = 2 [ln Gamma(x + 1/2) - ln Gamma(x)] - ln x at
-    // x = 1/e has the asymptotic series below (odd powers only; Bernoulli-number
-    // coefficients). Truncated after e^13, its error for n > 40 is below 3e-21
-    // (checked against 40-digit values).
-    const T e = T(2) / T(n), e2 = e * e;
-    T p = T(-5461) / T(212992);
-    p = p * e2 + T(691) / T(90112);
-    p = p * e2 - T(31) / T(9216);
-    p = p * e2 + T(17) / T(7168);
-    p = p * e2 - T(1) / T(320);
-    p = p * e2 + T(1) / T(96);
-    p = p * e2 - T(1) / T(4);
-    return exp(p * e);
+    // Stirling: with e = 2/n, nu_n = e [Gamma(1/e + 1/2) / Gamma(1/e)]^2 has the
+    // asymptotic series below (coefficients from the series of ln Gamma, all dyadic and so
+    // exact in binary). Truncated after e^13, its error for n > 40 is below 1e-20 (checked
+    // against 40-digit values; the next terms are 6.5e-3 e^14 and 0.12 e^15).
+    const T e = T(2) / T(n);
+    T p = T(-1744764499) / T(68719476736.0L);
+    p = p * e - T(33497425) / T(17179869184.0L);
+    p = p * e + T(8113223) / T(1073741824);
+    p = p * e + T(231743) / T(268435456);
+    p = p * e - T(110123) / T(33554432);
+    p = p * e - T(5165) / T(8388608);
+    p = p * e + T(593) / T(262144);
+    p = p * e + T(53) / T(65536);
+    p = p * e - T(23) / T(8192);
+    p = p * e - T(5) / T(2048);
+    p = p * e + T(1) / T(128);
+    p = p * e + T(1) / T(32);
+    p = p * e - T(1) / T(4);
+    return T(1) + p * e;
 }
 
 }  // namespace sigprop::detail

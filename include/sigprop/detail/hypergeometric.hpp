@@ -41,43 +41,46 @@ SIGPROP_HD half_half_2f1_pair<T> half_half_2f1_series(const T& c, const T& z,
     const T eps = std::numeric_limits<T>::epsilon();
     const T inf = std::numeric_limits<T>::infinity();
     const T geo = w > T(0) ? z / w : inf;
+    const bool power = c > T(2.5);
+    const T inv_f = power ? T(1) / (c - T(1.5)) : T(0);
+    const T inv_s = power ? T(1) / (c - T(2.5)) : T(0);
     T u = T(1), f = T(1), s = T(0);  // s = sum_k k u_k
-    for (long k = 0; k < (1L << 22); ++k) {
-        const T kk = T(k);
-        u *= (kk + T(0.5)) * (kk + T(0.5)) / ((kk + c) * (kk + T(1))) * z;
+    for (long k = 1; k < (1L << 22); ++k) {
+        const T j = T(k);
+        u *= (j - T(0.5)) * (j - T(0.5)) / ((j - T(1) + c) * j) * z;
         f += u;
-        s += (kk + T(1)) * u;
-        const T j = kk + T(1);
-        T tail_f = u * geo, tail_s = j * u * geo;
-        if (c > T(2.5)) {
-            const T pf = u * (j + T(0.5)) / (c - T(1.5));
-            const T ps = u * (j + T(1.5)) * (j + T(0.5)) / (c - T(2.5));
-            if (pf < tail_f) tail_f = pf;
-            if (ps < tail_s) tail_s = ps;
+        s += j * u;
+        // The remainders after term k, over u_k: the smaller of the two bounds.
+        T rf = geo, rs = j * geo;
+        if (power) {
+            const T pf = (j + T(0.5)) * inv_f, ps = (j + T(1.5)) * (j + T(0.5)) * inv_s;
+            if (pf < rf) rf = pf;
+            if (ps < rs) rs = ps;
         }
-        if (tail_f <= eps * f && tail_s <= eps * s) break;
+        if (u * rf <= eps * f && u * rs <= eps * s) break;
         if (!(u > T(0))) break;  // z = 0 or underflow: the rest is zero
     }
     return {f, s / (c - T(1))};
 }
 
-// The contiguous relation (Abramowitz & Stegun 15.2.12 with a = b = 1/2):
+// Gauss's contiguous relation in c, with a = b = 1/2:
 //   F_{c+1} = c (c-1) / ((c-1/2)^2 z) [ (1-z) F_{c-1} + (2z-1) F_c ],
 // positive terms only for z >= 1/2. (1-z) F_{c-1} is carried as one number so that the
 // chains can start where F_{c-1} itself is infinite at z = 1.
 template <class T>
 SIGPROP_HD half_half_2f1_pair<T> half_half_2f1_recurrence(long long m, const T& z,
                                                           const T& w) noexcept {
-    using std::asin;
+    using std::atan2;
     using std::sqrt;
     const T inf = std::numeric_limits<T>::infinity();
     T below, below_w, cur, c;  // F_{c-1}, (1-z) F_{c-1}, F_c at the current c
     if (m % 2 == 1) {
-        // F_{1/2} = (1-z)^{-1/2} and F_{3/2} = arcsin(sqrt z) / sqrt z.
+        // F_{1/2} = (1-z)^{-1/2} and F_{3/2} = arcsin(sqrt z) / sqrt z, the angle taken
+        // as atan2(sqrt z, sqrt w) so that near z = 1 it comes from w, not from 1 - z.
         const T sw = sqrt(w), sz = sqrt(z);
         below = w > T(0) ? T(1) / sw : inf;
         below_w = sw;
-        cur = asin(sz) / sz;
+        cur = atan2(sz, sw) / sz;
         c = T(1.5);
     } else {
         // F_1 = (2/pi) K(k) = 1 / AGM(1, k') and F_2 = (4 / (pi z)) (E - k'^2 K) with

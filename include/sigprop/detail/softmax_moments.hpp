@@ -26,7 +26,14 @@
 //    x = u + sigma z < -14 (there 1 - F = e^x - e^{2x}/2 + e^{3x}/6 to 1e-20), 10-point
 //    Gauss-Legendre panels of width 1/2 in x on [-14, 6], and F = 0 above x = 6 (F < 1e-175 there).
 // Node counts and the step were chosen by convergence studies against independent
-// references (tests/components/softmax.test.cpp); float is computed in double.
+// references (tests/components/softmax.test.cpp); float is computed in double. The
+// transcendentals of the inner sums are evaluated once per lattice point / fixed panel node
+// and reused by every u (shared_nodes, split_nodes).
+//
+// Fast path: for large L (and s not too large) softmax_moments / softmax_var / softmax_grad
+// use an asymptotic expansion in 1/L (namespace softmax_series below), with an error estimate
+// from its last terms; it agrees with the quadrature to ~1e-14 wherever it is taken and the
+// quadrature (softmax_moments_exact) is the fallback everywhere else.
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -396,18 +403,19 @@ SIGPROP_HD series_value<W> neg_power(const lognormal_cumulants<W>& cum, int K, W
             // a-terms: r = j - i, order e = d - r + 1 >= 0, nonzero only for i = 0 (e = 0)
             // or 2 <= i <= 2e.
             if (j <= d + 1 && j - 1 == d) v += a[j];  // i = 0: nu_0 has order 0 only
-            for (int i = 2; i <= j - 2; ++i) {
-                const int ea = d - (j - i) + 1, eb = d - (j - i);
-                if (ea >= 1 && i <= 2 * ea) v += a[j - i] * nu[i][ea];
-                if (eb >= 1 && i <= 2 * eb) v += b[j - i] * nu[i][eb];
-            }
+            // i >= 2 with nu_i of order ea = d - (j - i) + 1 written (1 <= ea, i <= 2 ea), and
+            // likewise eb = d - (j - i) for the b-terms: the loop bounds below.
+            const int ia = j - d > 2 * (j - d - 1) ? j - d : 2 * (j - d - 1);
+            for (int i = ia > 2 ? ia : 2; i <= j - 2; ++i) v += a[j - i] * nu[i][d - j + i + 1];
+            const int ib = j - d + 1 > 2 * (j - d) ? j - d + 1 : 2 * (j - d);
+            for (int i = ib > 2 ? ib : 2; i <= j - 2; ++i) v += b[j - i] * nu[i][d - j + i];
             if (j == d) v += b[j];  // i = 0, order e = d - j = 0
             v /= W(j);
             nu[j][d] = v;
             t += (j % 2 ? -rising : rising) * v;
         }
         out.tail += t;
-        if (!(fabs(t) < std::numeric_limits<W>::max())) return out;  // overflow or NaN
+        if (!(t - t == W(0))) return out;  // overflow or NaN (no numeric_limits: device code)
         if (d >= 2 && fabs(prev) + fabs(t) <= abs_tol) {
             out.err = fabs(t);
             out.ok = true;

@@ -92,6 +92,9 @@ public:
 
     double next() noexcept { return s_.normal(pos_++); }
 
+    /// The key of the stream this reader draws from.
+    stream_key key() const noexcept { return s_.key(); }
+
 private:
     philox_stream s_;
     std::uint64_t pos_{0};

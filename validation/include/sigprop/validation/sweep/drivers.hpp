@@ -12,6 +12,7 @@
 #include "sigprop/validation/components/attention.hpp"
 #include "sigprop/validation/components/dropout.hpp"
 #include "sigprop/validation/components/gelu.hpp"
+#include "sigprop/validation/components/layer_norm.hpp"
 #include "sigprop/validation/components/linear.hpp"
 #include "sigprop/validation/components/relu.hpp"
 #include "sigprop/validation/components/softmax.hpp"
@@ -89,6 +90,9 @@ inline const std::vector<driver>& drivers() {
             "relu", {"d"}, [](const params&, form f) { return relu<double>{f}; }, width));
         v.push_back(detail::make_driver(
             "gelu", {"d"}, [](const params&, form f) { return gelu<double>{f}; }, width));
+        v.push_back(detail::make_driver(
+            "layer_norm", {"d"}, [](const params& p, form f) { return layer_norm<double>{int_param(p, "d"), f}; },
+            width));
         v.push_back(detail::make_driver(
             "dropout", {"p", "d"}, [](const params& p, form) { return dropout<double>{param(p, "p")}; },
             [](const params& p) { return int_param(p, "d"); }));

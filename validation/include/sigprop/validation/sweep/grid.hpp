@@ -183,6 +183,9 @@ inline grid_set quick_grids() {
         set.grids.push_back({act, 64, {{"d", {16}}, {"x_mean", {0}}, {"x_var", {0.5, 3}},
                                        {"x_corr", {-0.1, 0.7}}, {"g_var", {1}}, {"g_corr", {0, 0.5}},
                                        {"L", {8}}}});
+    set.grids.push_back({"layer_norm", 200, {{"d", {8, 24}}, {"x_mean", {-3, 1}}, {"x_var", {0.5, 2}},
+                                             {"x_corr", {0.1, 0.9}}, {"g_var", {1}}, {"g_corr", {0.5}},
+                                             {"L", {8}}}});
     set.grids.push_back({"dropout", 64, {{"p", {0, 0.5}}, {"d", {16}}, {"x_mean", {-3, 0}},
                                          {"x_var", {0.5, 2}}, {"x_corr", {0.3}}, {"g_var", {1}},
                                          {"g_corr", {0, 0.6}}, {"L", {8}}}});

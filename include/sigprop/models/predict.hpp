@@ -1,0 +1,732 @@
+#pragma once
+// predict(spec): the closed-form moments of a whole randomly initialised transformer,
+// composed from the components' formulas (form::best everywhere). Derivations and
+// assumptions: docs/theory/models.md.
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "sigprop/components/dropout.hpp"
+#include "sigprop/components/embedding.hpp"
+#include "sigprop/components/gelu.hpp"
+#include "sigprop/components/layer_norm.hpp"
+#include "sigprop/components/linear.hpp"
+#include "sigprop/components/multi_head_attention.hpp"
+#include "sigprop/components/relu.hpp"
+#include "sigprop/compose/residual.hpp"
+#include "sigprop/core/errors.hpp"
+#include "sigprop/core/moments.hpp"
+#include "sigprop/detail/attention_moments.hpp"
+#include "sigprop/detail/chi_moments.hpp"
+#include "sigprop/detail/hypergeometric.hpp"
+#include "sigprop/models/spec.hpp"
+#include "sigprop/models/trajectory.hpp"
+
+namespace sigprop {
+
+namespace detail {
+
+inline constexpr const char* spec_name = "transformer_spec";
+
+/// Number of entries spec.sigmas must have.
+template <class T>
+int expected_sigmas(const transformer_spec<T>& s) noexcept {
+    return s.arch == architecture::encoder_decoder ? 2 * s.layers : s.layers;
+}
+
+/// Token count of the encoder stack.
+template <class T>
+int encoder_len(const transformer_spec<T>& s) noexcept {
+    return (s.arch == architecture::encoder_decoder && s.source_len > 0) ? s.source_len : s.seq_len;
+}
+
+// ---------------------------------------------------------------------------------------
+// Small noexcept helpers.
+
+/// A mean folded into the variance: (mu, s2, r) -> (0, s2 + mu^2, (r s2 + mu^2)/(s2 + mu^2)).
+/// Used before attention, whose formulas need a zero-mean input. Approximation: a constant
+/// mean vector mu (1, ..., 1) seen through random projections behaves like a component
+/// shared by all tokens, which is what the correlation describes; the difference (a fixed
+/// rather than a chi-square-distributed squared length) is O(1/d). Exact when mu = 0.
+template <class T>
+signal<T> fold_mean(const signal<T>& x) noexcept {
+    if (x.mean == T(0)) return x;
+    return forward_impl(linear<T>{1, 1, T(1)}, x);  // the same algebra, overflow-safe
+}
+
+/// a * g: the gradient of a * (something), with 0 * inf = 0.
+template <class T>
+gradient<T> scale_gradient(const T& a, const gradient<T>& g) noexcept {
+    using std::sqrt;
+    const T s = times0(a, sqrt(g.var));
+    return {s * s, g.corr};
+}
+
+/// One LayerNorm application evaluated once for both passes. The forward token
+/// correlation and the backward correlation factor of layer_norm.hpp (form::best) need the
+/// same 2F1(1/2, 1/2; d/2 + 1/2; r^2) and the same chi ratio nu_{d-1}; a model evaluates
+/// them once per LayerNorm instead of twice, and nu once per model (it depends on d only).
+/// The expressions are those of layer_norm_token_corr / layer_norm_grad_corr_factor
+/// (tested equal).
+template <class T>
+struct ln_eval {
+    signal<T> y;        ///< forward output moments
+    T grad_corr{1};     ///< backward: corr_g / r_g
+};
+
+template <class T>
+ln_eval<T> layer_norm_eval(int d, const T& nu, const signal<T>& x) noexcept {
+    ln_eval<T> e;
+    e.y = {T(0), T(1), x.corr};
+    const T r = x.corr;
+    if (r == T(1) || r == T(-1)) return e;
+    const long long n = d - 1;
+    const auto f = half_half_2f1(n + 2, r * r, (T(1) - r) * (T(1) + r));
+    const T k = nu * f.value;
+    e.y.corr = k < T(1) ? r * k : r;
+    const T nn = T(n);
+    const T kg = (nn - T(2)) / (nn - T(1)) * nu * (f.value + nn * f.step_down);
+    e.grad_corr = kg > T(1) ? T(1) : kg;
+    return e;
+}
+
+/// LayerNorm backward with the degenerate inputs made explicit: no incoming gradient gives
+/// none; a vanished (underflowed) input variance gives +infinity, never 0/0; and when both
+/// the input variance and the gradient have overflowed (inf/inf, whose true ratio is lost)
+/// the answer is +infinity: the configuration has already exploded.
+template <class T>
+gradient<T> ln_backward(int d, const signal<T>& x, const gradient<T>& g) noexcept {
+    const T inf = std::numeric_limits<T>::infinity();
+    if (g.var == T(0)) return {T(0), g.corr};
+    if (!(x.var > T(0)) || (g.var == inf && x.var == inf)) return {inf, g.corr};
+    return backward_impl(layer_norm<T>{d}, x, g);
+}
+
+/// The same with the correlation factor of a cached layer_norm_eval (d >= 4).
+template <class T>
+gradient<T> ln_backward(int d, const signal<T>& x, const ln_eval<T>& e, const gradient<T>& g) noexcept {
+    const T inf = std::numeric_limits<T>::infinity();
+    if (g.var == T(0)) return {T(0), g.corr};
+    if (!(x.var > T(0)) || (g.var == inf && x.var == inf)) return {inf, g.corr};
+    return {g.var / x.var * (T(d - 2) / T(d - 3)), g.corr * e.grad_corr};
+}
+
+/// y = lambda x + beta f with f uncorrelated with x (REFERENCE.md section 3).
+template <class T>
+signal<T> residual_sum(const T& lambda, const signal<T>& x, const T& beta, const signal<T>& f) noexcept {
+    signal<T> y;
+    y.mean = times0(lambda, x.mean) + times0(beta, f.mean);
+    add_weighted(lambda, x.var, x.corr, beta, f.var, f.corr, y.var, y.corr);
+    return y;
+}
+
+/// The sum of two uncorrelated gradient contributions a^2 g1 + g2.
+template <class T>
+gradient<T> gradient_sum(const T& a, const gradient<T>& g1, const gradient<T>& g2) noexcept {
+    gradient<T> out;
+    add_weighted(a, g1.var, g1.corr, T(1), g2.var, g2.corr, out.var, out.corr);
+    return out;
+}
+
+// Expected squared Frobenius norm of dW = X^T G for y = x W (d_in -> d_out) over one
+// sequence of L tokens (our derivation, docs/theory/models.md). One entry is
+// sum_i x_i g_i (x: one input unit, g: one output unit); with x and g independent at
+// initialisation (an assumption: G depends on the weights downstream and on X only through
+// other random projections),
+//   E[(sum_i x_i g_i)^2] = sum_{i,j} E[x_i x_j] E[g_i g_j]
+//                        = L (s2 + mu^2) s2_g + L (L - 1) (r s2 + mu^2) r_g s2_g,
+// and all d_in d_out entries have that law. The bracket is >= 0 for any valid moments; it
+// is clamped against rounding, and a zero factor wins over an overflowed one.
+template <class T>
+T weight_grad_norm(int d_in, int d_out, int L, const signal<T>& x, const gradient<T>& g) noexcept {
+    if (g.var == T(0)) return T(0);
+    const T mu2 = x.mean * x.mean;
+    const T m2 = x.var + mu2;
+    if (!is_finite(m2)) return std::numeric_limits<T>::infinity();
+    const T c2 = x.corr * x.var + mu2;
+    T bracket = m2 + T(L - 1) * g.corr * c2;
+    if (!(bracket > T(0))) return T(0);
+    return T(d_in) * T(d_out) * T(L) * bracket * g.var;
+}
+
+// ---------------------------------------------------------------------------------------
+// Attention internals that the weight gradients need.
+
+/// Gradient moments at the outputs of the Q, K and V projections (per unit, one head).
+template <class T>
+struct qkv_gradients {
+    gradient<T> q, k, v;
+};
+
+// Self-attention, bidirectional or causal. The split of the best-form backward of
+// attention.hpp / multi_head_attention.hpp into its three paths (V, Q, K), in units of
+// U = s2_gh d_head sigma_v^2 (s2_gh: gradient at the head's output):
+//   V  r_g (col2 + k P2) + (1 - r_g) P2 / (1-p)         cov r_g (1 - (col2-1)/(L-1)) + (1-r_g)(1-P2)/(L-1)
+//   Q  S (1-r) (drop + coupling)                        cov S r_g (1-r) ((1-r) h + coupling)
+//   K  S (drop + r_g r (1-r)(col2 - P2))                cov -S r_g (1-r) r h
+// (h = 1/L bidirectional, H_L/L causal; the covariance split follows the derivation:
+// the (1-r) h part comes from the query path, the -r h part from the key path). The path
+// through Q reaches X as dQ Wq^T, so the moments at Q itself are the Q bracket times
+// U / (d_head sigma_q^2) = s2_gh sigma_v^2 (d s2 sigma_k)^2; likewise for K with sigma_q,
+// and dV has s2_gh times the V bracket. Summing the three over paths and heads gives back
+// exactly backward_impl(multi_head_attention) (tested).
+/// The softmax statistics of one self-attention block, evaluated once per block and shared
+/// by its forward, its backward and the Q/K/V split (the causal ones cost O(L)).
+template <class T>
+struct self_scores {
+    attention_scores<T> sc{};
+    causal_scores<T> cs{};  ///< causal blocks only
+};
+
+template <class T>
+self_scores<T> self_statistics(const multi_head_attention<T>& c, const signal<T>& u) noexcept {
+    self_scores<T> s;
+    s.sc = score_statistics(c.d_model, c.L, u.var, u.corr, c.sigma_q, c.sigma_k);
+    if (c.causal) s.cs = causal_statistics(c.d_model, c.L, u.corr, c.p, s.sc);
+    return s;
+}
+
+// One causal head's forward from cached statistics: the expressions of
+// causal_head_forward (multi_head_attention.hpp), tested equal.
+template <class T>
+signal<T> causal_head_forward_cached(const attention<T>& c, const signal<T>& x, const self_scores<T>& st) noexcept {
+    using std::sqrt;
+    const T r = x.corr;
+    const T d = T(c.d_in);
+    const T nl = T(c.L);
+    const auto& sc = st.sc;
+    const auto& cs = st.cs;
+    const T a = c.sigma_v * sqrt(x.var);
+    const T scale = d * a * a;
+    const T vb = cs.var_bracket;
+    const T tilt = max_of(T(0), T(1) - T(2) * sc.e_sig * cs.h);
+    const T pairs = T(2) * (nl - cs.h * nl) / (nl * (nl - T(1)));
+    const T wc = mul0(sc.rho, tilt) + mul0(sc.e_rho, d + sc.rho) * pairs;
+    const T cb = r + mul0(T(1) - r, wc) / d;
+    signal<T> y;
+    y.mean = T(0);
+    y.var = vb > T(0) ? mul0(scale, vb) : T(0);
+    y.corr = is_finite(vb) ? attention_corr(cb, vb, T(1)) : T(0);
+    return y;
+}
+
+template <class T>
+qkv_gradients<T> self_attention_gradients(const multi_head_attention<T>& c, const signal<T>& u,
+                                          const gradient<T>& gh, const self_scores<T>& st) noexcept {
+    const T r = u.corr, rg = gh.corr;
+    const T d = T(c.d_model), n = T(c.L);
+    const T inv = T(1) / (T(1) - c.p), k = c.p * inv;
+    const auto& sc = st.sc;
+    T p2, p2q, col2, h, coupling;
+    if (c.causal) {
+        const auto& cs = st.cs;
+        p2 = cs.sum_p2; p2q = cs.sum_p2q; col2 = cs.col2; h = cs.h;
+        coupling = (T(1) - r) * (T(1) - h) / d;
+    } else {
+        p2 = p2q = sc.sum_p2; col2 = sc.col2; h = T(1) / n;
+        coupling = (T(1) - r) * (n - T(1)) / (n * d);
+    }
+    const T drop = p2q * (inv - r);
+    const T vb = rg * (col2 + k * p2) + (T(1) - rg) * p2 * inv;
+    const T vc = rg * (T(1) - (col2 - T(1)) / (n - T(1))) + (T(1) - rg) * (T(1) - p2) / (n - T(1));
+    const T qb = (T(1) - r) * (drop + coupling);
+    const T qc = rg * (T(1) - r) * ((T(1) - r) * h + coupling);
+    const T kb = drop + rg * r * (T(1) - r) * (col2 - p2);
+    const T kc = -rg * (T(1) - r) * r * h;
+    const T sq_scale = mul0(mul0(d, u.var), c.sigma_k);  // d s2 sigma_k
+    const T sk_scale = mul0(mul0(d, u.var), c.sigma_q);
+    const T gv = mul0(gh.var, c.sigma_v * c.sigma_v);
+    qkv_gradients<T> out;
+    out.v = {mul0(gh.var, vb), attention_corr(vc, vb, rg)};
+    out.q = {mul0(mul0(gv, sq_scale * sq_scale), qb), attention_corr(qc, qb, rg)};
+    out.k = {mul0(mul0(gv, sk_scale * sk_scale), kb), attention_corr(kc, kb, T(0))};
+    return out;
+}
+
+template <class T>
+qkv_gradients<T> self_attention_gradients(const multi_head_attention<T>& c, const signal<T>& u,
+                                          const gradient<T>& gh) noexcept {
+    return self_attention_gradients(c, u, gh, self_statistics(c, u));
+}
+
+/// The gradient at the attention input from the three paths: d_head sigma^2 per head back
+/// through each projection, summed over the heads (d sigma^2 in all); the three paths are
+/// uncorrelated (the component's backward drops their cross terms too), so the variances
+/// and covariances add. Equal to backward_impl(multi_head_attention) where that is finite
+/// (tested); an overflowed path dominates.
+template <class T>
+gradient<T> attention_input_gradient(const multi_head_attention<T>& c, const qkv_gradients<T>& at) noexcept {
+    const T d = T(c.d_model);
+    const T v = mul0(mul0(d, c.sigma_v * c.sigma_v), at.v.var);
+    const T q = mul0(mul0(d, c.sigma_q * c.sigma_q), at.q.var);
+    const T k = mul0(mul0(d, c.sigma_k * c.sigma_k), at.k.var);
+    gradient<T> a, out;
+    add_weighted(T(1), v, at.v.corr, T(1), q, at.q.corr, a.var, a.corr);
+    add_weighted(T(1), a.var, a.corr, T(1), k, at.k.corr, out.var, out.corr);
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Cross-attention (encoder-decoder): queries from the decoder stream u (L_d tokens), keys
+// and values from the encoder output e (L_s tokens), bidirectional over the keys. Our
+// derivation (docs/theory/models.md), the single-head best form of attention.hpp with the
+// roles separated. Assumptions: u and e are independent (different token sequences, no
+// shared weights at initialisation) and zero-mean (means are folded first); the rest as
+// for self-attention (near-Gaussian scores, e^{2 sig} << L_s). Score statistics:
+//   S = (d sigma_q sigma_k)^2 s2_u s2_e, sig = (1 - r_e) S (what the softmax sees),
+//   rho = r_u (1 - r_e) S (two queries share the keys; the query-side moments enter only
+//   here and in S), P2 = E sum_j P_ij^2 over the L_s keys.
+template <class T>
+struct cross_scores {
+    T S, sig, rho, e_sig, e_rho, p2;
+};
+
+template <class T>
+cross_scores<T> cross_statistics(int d, int Ls, const signal<T>& u, const signal<T>& e, const T& sq,
+                                 const T& sk) noexcept {
+    using std::exp;
+    using std::expm1;
+    using std::sqrt;
+    cross_scores<T> s{};
+    const T n = T(Ls);
+    const T amp = mul0(mul0(T(d), sqrt(u.var) * sqrt(e.var)), mul0(sq, sk));
+    s.S = amp * amp;
+    s.sig = mul0(T(1) - e.corr, s.S);
+    s.rho = mul0(u.corr * (T(1) - e.corr), s.S);
+    const T em1 = expm1(s.sig);
+    s.e_sig = em1 + T(1);
+    const T shrink = max_of(T(0.5), T(1) - mul0(em1, T(2) * em1 + T(1)) / n);
+    s.p2 = min_of(T(1), s.e_sig / n * shrink);
+    s.e_rho = min_of(n, exp(s.rho));  // E sum_j P_ij P_i'j <= 1 caps e^rho / L_s at 1
+    return s;
+}
+
+// Forward of one cross head: the bracket of attention.hpp's best form with the value
+// statistics of e, the scores of cross_statistics and L -> L_s:
+//   var = d sigma_v^2 s2_e [r_e (1 + k P2) + (1 - r_e) W / d],
+//   W = (d-1) P2 + sig (1 - 2 e^sig/L_s)_+ + e^sig (1 + sig)/L_s + k P2 (d + 4 sig),
+//   cov = d sigma_v^2 s2_e [r_e + (1 - r_e) (rho (1 - 2 e^sig/L_s)_+ + e^rho (d + rho)/L_s) / d].
+template <class T>
+signal<T> cross_head_forward(int d_model, int Ls, const T& p, const T& sv, const signal<T>& e,
+                             const cross_scores<T>& sc) noexcept {
+    using std::sqrt;
+    const T d = T(d_model), n = T(Ls), re = e.corr;
+    const T inv = T(1) / (T(1) - p), k = p * inv;
+    const T tilt = max_of(T(0), T(1) - T(2) * sc.e_sig / n);
+    const T w = (d - T(1)) * sc.p2 + mul0(sc.sig, tilt) + mul0(sc.e_sig, T(1) + sc.sig) / n +
+                mul0(k * sc.p2, d + T(4) * sc.sig);
+    const T wc = mul0(sc.rho, tilt) + mul0(sc.e_rho, d + sc.rho) / n;
+    const T vb = re * (T(1) + k * sc.p2) + mul0(T(1) - re, w) / d;
+    const T cb = re + mul0(T(1) - re, wc) / d;
+    const T a = sv * sqrt(e.var);
+    signal<T> y;
+    y.mean = T(0);
+    y.var = vb > T(0) ? mul0(d * a * a, vb) : T(0);
+    y.corr = is_finite(vb) ? attention_corr(cb, vb, T(1)) : T(0);
+    return y;
+}
+
+/// Cross-attention backward: gradients at Q, K, V (per unit, one head) and at the two
+/// inputs (all heads: the decoder stream via Q, the encoder output via K and V).
+template <class T>
+struct cross_gradients {
+    qkv_gradients<T> at;
+    gradient<T> decoder, encoder;
+};
+
+// Our derivation (docs/theory/models.md); units U = s2_gh d_head sigma_v^2, a = L_d/L_s:
+//   decoder (Q path)  S_Q (1-r_e) [P2 (1/(1-p) - r_e) + (1-r_e)(L_s-1)/(L_s d)],
+//                     cov S_Q r_g (1-r_e)^2 (1/L_s + (L_s-1)/(L_s d)),  S_Q = (d s2_e sigma_q sigma_k)^2
+//   encoder, V path   a [r_g (L_d-1) e^rho/L_s + P2/(1-p)],
+//                     cov L_d [(1-P2) + r_g (L_d-1)(1 - e^rho/L_s)] / (L_s (L_s-1))
+//   encoder, K path   a S [P2 (1/(1-p) - r_e) + r_g r_u (1-r_e)(L_d-1) e^rho/L_s], cov 0
+// (the K path's covariance between keys is O(1/L_s) of its variance and dropped). Note the
+// Q path scales with s2_e^2 (the score's derivative in the query is the key), the K path
+// with s2_u s2_e. With u = e and L_d = L_s the three variances add up to the
+// self-attention backward of attention.hpp (tested); only the K path's small covariance
+// -S r_g r (1-r)/L is not carried over.
+template <class T>
+cross_gradients<T> cross_backward(int d_model, int heads, int Ld, int Ls, const T& p, const T& sq,
+                                  const T& sk, const T& sv, const signal<T>& u, const signal<T>& e,
+                                  const cross_scores<T>& sc, const gradient<T>& gh) noexcept {
+    const T d = T(d_model), nd = T(Ld), ns = T(Ls), re = e.corr, ru = u.corr, rg = gh.corr;
+    const T inv = T(1) / (T(1) - p);
+    const T a = nd / ns;
+    const T drop = sc.p2 * (inv - re);
+    const T coupling = (T(1) - re) * (ns - T(1)) / (ns * d);
+    const T qb = (T(1) - re) * (drop + coupling);
+    const T qc = rg * (T(1) - re) * (T(1) - re) * (T(1) / ns + (ns - T(1)) / (ns * d));
+    const T vb = a * (rg * (nd - T(1)) * sc.e_rho / ns + sc.p2 * inv);
+    const T vc = nd * ((T(1) - sc.p2) + rg * (nd - T(1)) * (T(1) - sc.e_rho / ns)) / (ns * (ns - T(1)));
+    const T kb = a * (drop + rg * ru * (T(1) - re) * (nd - T(1)) * sc.e_rho / ns);
+    const T gv = mul0(gh.var, sv * sv);
+    const T q_scale = mul0(mul0(d, e.var), sk);  // S_Q / sigma_q^2 = (d s2_e sigma_k)^2
+    using std::sqrt;
+    const T k_scale = mul0(mul0(d, sqrt(u.var) * sqrt(e.var)), sq);  // S / sigma_k^2
+    cross_gradients<T> out;
+    out.at.q = {mul0(mul0(gv, q_scale * q_scale), qb), attention_corr(qc, qb, rg)};
+    out.at.k = {mul0(mul0(gv, k_scale * k_scale), kb), T(0)};
+    out.at.v = {mul0(gh.var, vb), attention_corr(vc, vb, rg)};
+    // Back through the projections, summed over heads (uncorrelated, as in multi-head
+    // self-attention): d_head sigma^2 per head, times heads = d sigma^2.
+    (void)heads;
+    out.decoder = {mul0(mul0(d, sq * sq), out.at.q.var), out.at.q.corr};
+    const T ev = mul0(mul0(d, sv * sv), out.at.v.var);
+    const T ek = mul0(mul0(d, sk * sk), out.at.k.var);
+    add_weighted(T(1), ev, out.at.v.corr, T(1), ek, T(0), out.encoder.var, out.encoder.corr);
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// The layer recurrence.
+
+/// Forward moments kept for the backward pass of one block.
+template <class T>
+struct block_cache {
+    signal<T> in;     ///< stream entering the block
+    signal<T> u;      ///< branch input (LN output for Pre-LN; the mean-folded stream for Post-LN attention)
+    signal<T> mid;    ///< attention: concatenated head outputs (input of Wo); FFN: first linear output
+    signal<T> act;    ///< FFN: activation output (input of the second linear)
+    signal<T> z;      ///< lambda x + beta F(x), the LayerNorm input in Post-LN
+    ln_eval<T> ln;    ///< the block's LayerNorm (of `in` for Pre-LN, of `z` for Post-LN)
+    self_scores<T> scores;  ///< self-attention blocks: the softmax statistics
+};
+
+template <class T>
+struct layer_cache {
+    block_cache<T> attn, cross, ffn;
+};
+
+/// One stack's settings.
+template <class T>
+struct stack_setup {
+    stack_kind kind;
+    int sigma_offset;
+    int L;
+    bool causal;
+    bool cross;
+    T lambda, beta;
+    T nu;  ///< chi_mean_sq_ratio(d_model - 1), shared by every LayerNorm
+};
+
+template <class T>
+multi_head_attention<T> self_attention_of(const transformer_spec<T>& s, const layer_sigmas<T>& w,
+                                          const stack_setup<T>& st) noexcept {
+    return {s.d_model, s.heads, st.L, w.q, w.k, w.v, w.o, s.p_attention, st.causal, form::best};
+}
+
+template <class T>
+signal<T> activation_forward(activation a, const signal<T>& x) noexcept {
+    return a == activation::relu ? forward_impl(relu<T>{}, x) : forward_impl(gelu<T>{}, x);
+}
+
+template <class T>
+gradient<T> activation_backward(activation a, const signal<T>& x, const gradient<T>& g) noexcept {
+    return a == activation::relu ? backward_impl(relu<T>{}, x, g) : backward_impl(gelu<T>{}, x, g);
+}
+
+/// The end of a block: hidden dropout on the branch output f, the residual sum, and for
+/// Post-LN the LayerNorm. Returns the new stream.
+template <class T>
+signal<T> close_block(const transformer_spec<T>& s, const stack_setup<T>& st, block_cache<T>& b,
+                      const signal<T>& f) noexcept {
+    const signal<T> fd = forward_impl(dropout<T>{s.p_hidden}, f);
+    b.z = residual_sum(st.lambda, b.in, st.beta, fd);
+    if (s.norm == norm_placement::pre) return b.z;
+    b.ln = layer_norm_eval(s.d_model, st.nu, b.z);
+    return b.ln.y;
+}
+
+template <class T>
+signal<T> attention_block_forward(const transformer_spec<T>& s, const stack_setup<T>& st,
+                                  const layer_sigmas<T>& w, block_cache<T>& b, const signal<T>& x) noexcept {
+    b.in = x;
+    b.u = s.norm == norm_placement::pre ? (b.ln = layer_norm_eval(s.d_model, st.nu, x)).y : fold_mean(x);
+    const auto m = self_attention_of(s, w, st);
+    const auto h = head_of(m);
+    b.scores = self_statistics(m, b.u);
+    b.mid = m.causal ? causal_head_forward_cached(h, b.u, b.scores) : forward_impl(h, b.u);
+    const signal<T> f = forward_impl(linear<T>{s.d_model, s.d_model, w.o}, b.mid);
+    return close_block(s, st, b, f);
+}
+
+template <class T>
+signal<T> cross_block_forward(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
+                              block_cache<T>& b, const signal<T>& x, const signal<T>& enc) noexcept {
+    b.in = x;
+    b.u = s.norm == norm_placement::pre ? (b.ln = layer_norm_eval(s.d_model, st.nu, x)).y : fold_mean(x);
+    const int Ls = encoder_len(s);
+    const auto sc = cross_statistics(s.d_model, Ls, b.u, enc, w.cross_q, w.cross_k);
+    b.mid = cross_head_forward(s.d_model, Ls, s.p_attention, w.cross_v, enc, sc);
+    const signal<T> f = forward_impl(linear<T>{s.d_model, s.d_model, w.cross_o}, b.mid);
+    return close_block(s, st, b, f);
+}
+
+template <class T>
+signal<T> ffn_block_forward(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
+                            block_cache<T>& b, const signal<T>& x) noexcept {
+    b.in = x;
+    b.u = s.norm == norm_placement::pre ? (b.ln = layer_norm_eval(s.d_model, st.nu, x)).y : x;
+    b.mid = forward_impl(linear<T>{s.d_model, s.d_ff, w.ffn1}, b.u);
+    b.act = activation_forward(s.act, b.mid);
+    const signal<T> f = forward_impl(linear<T>{s.d_ff, s.d_model, w.ffn2}, b.act);
+    return close_block(s, st, b, f);
+}
+
+/// Backward of a block's shared end: from the gradient at the block's output to the
+/// gradient at the residual sum z (g_z) and at the branch's last linear output (returned).
+template <class T>
+gradient<T> open_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st,
+                                const block_cache<T>& b, const gradient<T>& g_out, gradient<T>& g_z) noexcept {
+    g_z = s.norm == norm_placement::pre ? g_out : ln_backward(s.d_model, b.z, b.ln, g_out);
+    return backward_impl(dropout<T>{s.p_hidden}, b.z, scale_gradient(st.beta, g_z));
+}
+
+/// The gradient at the block's input: lambda^2 g_z plus the branch's path (through the
+/// Pre-LN LayerNorm when there is one).
+template <class T>
+gradient<T> close_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st,
+                                 const block_cache<T>& b, const gradient<T>& g_z, const gradient<T>& g_u) noexcept {
+    const gradient<T> gb = s.norm == norm_placement::pre ? ln_backward(s.d_model, b.in, b.ln, g_u) : g_u;
+    return gradient_sum(st.lambda, g_z, gb);
+}
+
+template <class T>
+gradient<T> attention_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st,
+                                     const layer_sigmas<T>& w, const block_cache<T>& b,
+                                     const gradient<T>& g_out, weight_grad_norms<T>& wg) noexcept {
+    gradient<T> g_z;
+    const gradient<T> g_o = open_block_backward(s, st, b, g_out, g_z);
+    const int d = s.d_model;
+    wg.o = weight_grad_norm(d, d, st.L, b.mid, g_o);
+    const gradient<T> gh = backward_impl(linear<T>{d, d, w.o}, b.mid, g_o);
+    const auto m = self_attention_of(s, w, st);
+    const auto at = self_attention_gradients(m, b.u, gh, b.scores);
+    wg.q = weight_grad_norm(d, d, st.L, b.u, at.q);
+    wg.k = weight_grad_norm(d, d, st.L, b.u, at.k);
+    wg.v = weight_grad_norm(d, d, st.L, b.u, at.v);
+    const gradient<T> g_u = attention_input_gradient(m, at);
+    return close_block_backward(s, st, b, g_z, g_u);
+}
+
+template <class T>
+gradient<T> cross_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
+                                 const block_cache<T>& b, const signal<T>& enc, const gradient<T>& g_out,
+                                 weight_grad_norms<T>& wg, gradient<T>& g_enc) noexcept {
+    gradient<T> g_z;
+    const gradient<T> g_o = open_block_backward(s, st, b, g_out, g_z);
+    const int d = s.d_model, Ls = encoder_len(s);
+    wg.cross_o = weight_grad_norm(d, d, st.L, b.mid, g_o);
+    const gradient<T> gh = backward_impl(linear<T>{d, d, w.cross_o}, b.mid, g_o);
+    const auto sc = cross_statistics(d, Ls, b.u, enc, w.cross_q, w.cross_k);
+    const auto cg = cross_backward(d, s.heads, st.L, Ls, s.p_attention, w.cross_q, w.cross_k, w.cross_v,
+                                   b.u, enc, sc, gh);
+    wg.cross_q = weight_grad_norm(d, d, st.L, b.u, cg.at.q);
+    wg.cross_k = weight_grad_norm(d, d, Ls, enc, cg.at.k);
+    wg.cross_v = weight_grad_norm(d, d, Ls, enc, cg.at.v);
+    // The encoder output feeds every decoder layer; the contributions of different layers
+    // are uncorrelated (independent weights), so they add.
+    gradient<T> sum;
+    add_weighted(T(1), g_enc.var, g_enc.corr, T(1), cg.encoder.var, cg.encoder.corr, sum.var, sum.corr);
+    g_enc = sum;
+    return close_block_backward(s, st, b, g_z, cg.decoder);
+}
+
+template <class T>
+gradient<T> ffn_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
+                               const block_cache<T>& b, const gradient<T>& g_out, weight_grad_norms<T>& wg) noexcept {
+    gradient<T> g_z;
+    const gradient<T> g2 = open_block_backward(s, st, b, g_out, g_z);
+    const int d = s.d_model, f = s.d_ff;
+    wg.ffn2 = weight_grad_norm(f, d, st.L, b.act, g2);
+    const gradient<T> ga = backward_impl(linear<T>{f, d, w.ffn2}, b.act, g2);
+    const gradient<T> g1 = activation_backward(s.act, b.mid, ga);
+    wg.ffn1 = weight_grad_norm(d, f, st.L, b.u, g1);
+    const gradient<T> g_u = backward_impl(linear<T>{d, f, w.ffn1}, b.u, g1);
+    return close_block_backward(s, st, b, g_z, g_u);
+}
+
+/// The points of one stack (forward), with the caches for its backward.
+template <class T>
+signal<T> stack_forward(const transformer_spec<T>& s, const stack_setup<T>& st, const signal<T>& x0,
+                        const signal<T>* enc, std::vector<layer_cache<T>>& cache,
+                        std::vector<boundary<T>>& pts, signal<T>& before_final) {
+    signal<T> x = x0;
+    pts.push_back({boundary_kind::input, st.kind, -1, x, {}});
+    for (int l = 0; l < s.layers; ++l) {
+        const layer_sigmas<T>& w = s.sigmas[std::size_t(st.sigma_offset + l)];
+        layer_cache<T>& c = cache[std::size_t(l)];
+        x = attention_block_forward(s, st, w, c.attn, x);
+        pts.push_back({boundary_kind::attention, st.kind, l, x, {}});
+        if (st.cross) {
+            x = cross_block_forward(s, st, w, c.cross, x, *enc);
+            pts.push_back({boundary_kind::cross_attention, st.kind, l, x, {}});
+        }
+        x = ffn_block_forward(s, st, w, c.ffn, x);
+        pts.push_back({boundary_kind::ffn, st.kind, l, x, {}});
+    }
+    before_final = x;
+    if (s.final_norm) {
+        x = forward_impl(layer_norm<T>{s.d_model}, x);
+        pts.push_back({boundary_kind::final_norm, st.kind, s.layers, x, {}});
+    }
+    return x;
+}
+
+/// Backward over one stack; `first` is the index of the stack's input point in pts.
+template <class T>
+void stack_backward(const transformer_spec<T>& s, const stack_setup<T>& st, const signal<T>* enc,
+                    const std::vector<layer_cache<T>>& cache, std::vector<boundary<T>>& pts, std::size_t first,
+                    const signal<T>& before_final, const gradient<T>& g_top,
+                    std::vector<weight_grad_norms<T>>& wgs, gradient<T>* g_enc) {
+    std::size_t i = first + std::size_t(s.layers) * (st.cross ? 3u : 2u) + (s.final_norm ? 1u : 0u);
+    gradient<T> g = g_top;
+    pts[i].g = g;
+    if (s.final_norm) {
+        g = ln_backward(s.d_model, before_final, g);
+        pts[--i].g = g;
+    }
+    for (int l = s.layers - 1; l >= 0; --l) {
+        const layer_sigmas<T>& w = s.sigmas[std::size_t(st.sigma_offset + l)];
+        const layer_cache<T>& c = cache[std::size_t(l)];
+        weight_grad_norms<T>& wg = wgs[std::size_t(st.sigma_offset + l)];
+        g = ffn_block_backward(s, st, w, c.ffn, g, wg);
+        pts[--i].g = g;
+        if (st.cross) {
+            g = cross_block_backward(s, st, w, c.cross, *enc, g, wg, *g_enc);
+            pts[--i].g = g;
+        }
+        g = attention_block_backward(s, st, w, c.attn, g, wg);
+        pts[--i].g = g;
+    }
+}
+
+template <class T>
+bool any_inf(const weight_grad_norms<T>& w) noexcept {
+    const T inf = std::numeric_limits<T>::infinity();
+    return w.q == inf || w.k == inf || w.v == inf || w.o == inf || w.ffn1 == inf || w.ffn2 == inf ||
+           w.cross_q == inf || w.cross_k == inf || w.cross_v == inf || w.cross_o == inf;
+}
+
+}  // namespace detail
+
+/// Throws sigprop::invalid_argument naming the field, its value and the rule for every
+/// spec predict() cannot evaluate.
+template <class T>
+void validate(const transformer_spec<T>& s) {
+    using namespace detail;
+    const char* n = spec_name;
+    require_size(n, "layers", s.layers);
+    // d >= 4: the LayerNorm's gradient variance (d-2)/(d-3) needs it.
+    require_size(n, "d_model", s.d_model, 4);
+    require_size(n, "heads", s.heads);
+    if (s.d_model % s.heads != 0)
+        fail(n, "heads", s.heads, "{divisors of d_model = " + std::to_string(s.d_model) + "}");
+    require_size(n, "d_ff", s.d_ff);
+    require_size(n, "seq_len", s.seq_len, 2);
+    if (s.arch == architecture::encoder_decoder && s.source_len != 0) require_size(n, "source_len", s.source_len, 2);
+    if (s.arch != architecture::encoder_decoder && s.source_len != 0)
+        fail(n, "source_len", s.source_len, "{0} (only an encoder-decoder has a source length)");
+    require_drop_probability(n, "p_hidden", s.p_hidden);
+    require_drop_probability(n, "p_attention", s.p_attention);
+    require_drop_probability(n, "p_embedding", s.p_embedding);
+    require_positive(n, "lambda", s.lambda);
+    require_nonnegative(n, "beta", s.beta);
+    if (s.decoder_lambda) require_positive(n, "decoder_lambda", *s.decoder_lambda);
+    if (s.decoder_beta) require_nonnegative(n, "decoder_beta", *s.decoder_beta);
+    const int want = expected_sigmas(s);
+    if (static_cast<long long>(s.sigmas.size()) != want)
+        fail(n, "sigmas.size()", s.sigmas.size(),
+             "{" + std::to_string(want) + "} (one entry per layer" +
+                 (s.arch == architecture::encoder_decoder ? std::string(", 2 * layers for an encoder-decoder)")
+                                                          : std::string(")")));
+    for (std::size_t i = 0; i < s.sigmas.size(); ++i) {
+        const layer_sigmas<T>& w = s.sigmas[i];
+        const T all[] = {w.q, w.k, w.v, w.o, w.ffn1, w.ffn2, w.cross_q, w.cross_k, w.cross_v, w.cross_o};
+        static constexpr const char* names[] = {"q", "k", "v", "o", "ffn1", "ffn2",
+                                                "cross_q", "cross_k", "cross_v", "cross_o"};
+        for (int j = 0; j < 10; ++j)
+            if (!(is_finite(all[j]) && all[j] >= T(0)))
+                require_nonnegative(n, "sigmas[" + std::to_string(i) + "]." + names[j], all[j]);
+    }
+    if (s.embed) {
+        validate(*s.embed);
+        const signal<T> e = forward_impl(s.embed->tables.data(), s.embed->tables.size());
+        if (!(e.var > T(0)))
+            fail(n, "embed variance", e.var, "(0, inf) (the tables must not all have sigma = 0)");
+    } else {
+        check_signal(n, s.input, "input");
+        if (!(s.input.var > T(0)))
+            fail(n, "input.var", s.input.var, "(0, inf) (without an embedding the input moments are the model's input)");
+    }
+    check_gradient(n, s.output_gradient, "output_gradient");
+}
+
+/// The model's input moments: the embedding's output after embedding dropout, or
+/// spec.input as given (no dropout is applied to given moments).
+template <class T>
+signal<T> input_moments(const transformer_spec<T>& s) {
+    if (!s.embed) return s.input;
+    const signal<T> e = detail::forward_impl(s.embed->tables.data(), s.embed->tables.size());
+    return detail::forward_impl(dropout<T>{s.p_embedding}, e);
+}
+
+/// Forward and backward moments at every residual boundary and the expected squared
+/// Frobenius norm of every weight gradient (one sequence, loss sum(Y * G) with G of the
+/// spec's output_gradient moments). O(layers) work, plus O(seq_len) per causal block.
+template <class T>
+trajectory<T> predict(const transformer_spec<T>& s) {
+    using namespace detail;
+    validate(s);
+    trajectory<T> tr;
+    const int N = s.layers;
+    const bool encdec = s.arch == architecture::encoder_decoder;
+    const std::size_t per_layer = encdec ? 5u : 2u;
+    tr.points.reserve(std::size_t(N) * per_layer + 4);
+    tr.weight_grads.assign(std::size_t(expected_sigmas(s)), weight_grad_norms<T>{});
+    const signal<T> x0 = input_moments(s);
+    const T nu = chi_mean_sq_ratio<T>(s.d_model - 1);
+    std::vector<layer_cache<T>> enc_cache(static_cast<std::size_t>(N));
+    signal<T> enc_before{}, enc_out{}, dec_before{};
+    if (s.arch == architecture::decoder) {
+        const stack_setup<T> st{stack_kind::decoder, 0, s.seq_len, true, false, s.lambda, s.beta, nu};
+        stack_forward(s, st, x0, static_cast<const signal<T>*>(nullptr), enc_cache, tr.points, dec_before);
+        stack_backward(s, st, static_cast<const signal<T>*>(nullptr), enc_cache, tr.points, 0, dec_before,
+                       s.output_gradient, tr.weight_grads, static_cast<gradient<T>*>(nullptr));
+    } else {
+        const stack_setup<T> est{stack_kind::encoder, 0, encoder_len(s), false, false, s.lambda, s.beta, nu};
+        enc_out = stack_forward(s, est, x0, static_cast<const signal<T>*>(nullptr), enc_cache, tr.points,
+                                enc_before);
+        enc_out = fold_mean(enc_out);  // cross-attention needs zero-mean keys and values
+        gradient<T> g_enc = s.output_gradient;
+        if (encdec) {
+            const std::size_t dec_first = tr.points.size();
+            const stack_setup<T> dst{stack_kind::decoder, N, s.seq_len, true, true,
+                                     s.decoder_lambda.value_or(s.lambda), s.decoder_beta.value_or(s.beta), nu};
+            std::vector<layer_cache<T>> dec_cache(static_cast<std::size_t>(N));
+            stack_forward(s, dst, x0, &enc_out, dec_cache, tr.points, dec_before);
+            g_enc = gradient<T>{T(0), T(0)};
+            stack_backward(s, dst, &enc_out, dec_cache, tr.points, dec_first, dec_before, s.output_gradient,
+                           tr.weight_grads, &g_enc);
+        }
+        stack_backward(s, est, static_cast<const signal<T>*>(nullptr), enc_cache, tr.points, 0, enc_before, g_enc,
+                       tr.weight_grads, static_cast<gradient<T>*>(nullptr));
+    }
+    // The first layer (in spec.sigmas order) touched by an infinite variance.
+    const T inf = std::numeric_limits<T>::infinity();
+    int first = -1;
+    for (const auto& p : tr.points) {
+        if (p.x.var == inf || p.g.var == inf) {
+            int l = p.layer < 0 ? 0 : (p.layer >= N ? N - 1 : p.layer);
+            if (p.stack == stack_kind::decoder && encdec) l += N;
+            if (first < 0 || l < first) first = l;
+        }
+    }
+    for (std::size_t l = 0; l < tr.weight_grads.size(); ++l)
+        if (any_inf(tr.weight_grads[l]) && (first < 0 || int(l) < first)) first = int(l);
+    tr.overflow_layer = first;
+    return tr;
+}
+
+}  // namespace sigprop
