@@ -28,6 +28,10 @@ BEGIN = "<!-- bench-report:begin -->"
 END = "<!-- bench-report:end -->"
 BASELINE = "BM_std_exp"
 TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+# Benchmarks compared with a baseline of the same arguments measured in the same run:
+# (prefix of the measured one, prefix of its baseline, what the ratio means).
+PAIRS = [("attention_experiment/", "attention_gemms_only/",
+          "one Monte-Carlo attention experiment / the bare Eigen GEMMs it contains")]
 
 
 def scalar_type(name):
@@ -162,6 +166,14 @@ def report(data, command, binary, argv):
         base = baseline.get(t)
         ratio = fmt(ns / base) if base else "n/a"
         lines.append(f"| `{name}` | {t or '?'} | {fmt(ns)} | {ratio} |")
+    for prefix, base_prefix, meaning in PAIRS:
+        rows = [(n, n.replace(prefix, base_prefix, 1)) for n in medians if n.startswith(prefix)]
+        rows = [(n, b) for n, b in rows if b in medians]
+        if not rows:
+            continue
+        lines += ["", f"Ratio {meaning}:", "", "| benchmark | its baseline | ratio |", "| --- | --- | ---: |"]
+        for n, b in rows:
+            lines.append(f"| `{n}` | `{b}` | {medians[n] / medians[b]:.2f} |")
     if failed:
         lines.append("")
         lines.append("Benchmarks that reported an error: " + "; ".join(failed))

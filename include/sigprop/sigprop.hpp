@@ -1,6 +1,6 @@
 #pragma once
 // The whole public library: every component of Kedia et al. (ICML 2024), Table 1, the
-// multi-head and causal attention built from them, and the combinators.
+// multi-head and causal attention built from them, the combinators and whole models.
 #include "sigprop/core/config.hpp"
 #include "sigprop/core/errors.hpp"
 #include "sigprop/core/form.hpp"
@@ -17,3 +17,4 @@
 #include "sigprop/components/softmax.hpp"
 
 #include "sigprop/compose.hpp"
+#include "sigprop/models.hpp"

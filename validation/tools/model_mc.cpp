@@ -2,9 +2,8 @@
 // transformer given on the command line and writes the per-boundary moments and per-layer
 // weight-gradient norms, each with its standard error, as CSV and/or JSON.
 //
-// When include/sigprop/models/predict.hpp is available (and SIGPROP_MODEL_MC_NO_PREDICT is
-// not defined), the prediction of predict(spec) is printed next to every measurement, with
-// the R^2 of log(quantity) over the boundaries / layers and the largest relative error.
+// The prediction of predict(spec) is printed next to every measurement, with the R^2 of
+// log(quantity) over the boundaries / layers and the largest relative error.
 //
 //   model_mc --layers 12 --d-model 64 --d-ff 256 --heads 4 --seq-len 32 --norm pre
 //            --arch encoder --init xavier --sequences 64 --threads 2 --csv out.csv
@@ -19,15 +18,9 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "sigprop/models/predict.hpp"
 #include "sigprop/models/spec.hpp"
 #include "sigprop/validation/models/transformer.hpp"
-
-#if !defined(SIGPROP_MODEL_MC_NO_PREDICT) && __has_include("sigprop/models/predict.hpp")
-#include "sigprop/models/predict.hpp"
-#define SIGPROP_MODEL_MC_HAS_PREDICT 1
-#else
-#define SIGPROP_MODEL_MC_HAS_PREDICT 0
-#endif
 
 namespace {
 
@@ -137,11 +130,10 @@ int main(int argc, char** argv) {
     }
     const std::size_t B = m.forward.size();
 
-    // Predictions (or NaN when predict() is not available).
+    // Predictions (NaN if predict() does not describe the same boundaries).
     std::vector<double> px_var(B, NAN), px_corr(B, NAN), pg_var(B, NAN), pg_corr(B, NAN);
     std::vector<std::array<double, 6>> pw(std::size_t(s.layers), {NAN, NAN, NAN, NAN, NAN, NAN});
     bool have_pred = false;
-#if SIGPROP_MODEL_MC_HAS_PREDICT
     {
         const sigprop::trajectory<double> t = sigprop::predict(s);
         if (t.points.size() == B && t.weight_grads.size() == std::size_t(s.layers)) {
@@ -161,10 +153,6 @@ int main(int argc, char** argv) {
                       << " boundaries; predictions not shown\n";
         }
     }
-#else
-    // HOOK: include/sigprop/models/predict.hpp was not available when this was compiled;
-    // rebuild once it exists to print predictions, R^2 and relative errors.
-#endif
 
     std::printf("# %d layers, d=%d, d_ff=%d, heads=%d, L=%d, %s-LN %s, %s, init %s, lambda=%g beta=%g\n", s.layers,
                 s.d_model, s.d_ff, s.heads, s.seq_len, norm.c_str(), arch.c_str(), act.c_str(), init.c_str(), s.lambda,
