@@ -1,7 +1,6 @@
 #include <cmath>
 #include <limits>
 #include <random>
-#include <string>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -9,6 +8,7 @@
 #include "sigprop/components/gelu.hpp"
 #include "sigprop/validation/components/gelu.hpp"
 #include "support/agreement.hpp"
+#include "support/component_checks.hpp"
 #include "support/gaussian_quadrature.hpp"
 
 using namespace sigprop;
@@ -151,13 +151,7 @@ TEST_CASE_TEMPLATE("gelu: random valid inputs give finite, valid moments", T, fl
 TEST_CASE("gelu: bad input throws sigprop::invalid_argument naming the problem") {
     const double nan = std::numeric_limits<double>::quiet_NaN();
     const double inf = std::numeric_limits<double>::infinity();
-    struct bad {
-        gelu<double> c;
-        signal<double> x;
-        gradient<double> g;
-        const char* message;
-    };
-    const std::vector<bad> table{
+    const std::vector<test::bad_input<gelu<double>>> table{
         {{}, {0.5, 1, 0}, {}, "sigprop::gelu: x.mean = 0.5 is outside the valid range {0}"},
         {{}, {nan, 1, 0}, {}, "sigprop::gelu: x.mean = nan is outside the valid range (-inf, inf) (finite)"},
         {{}, {-inf, 1, 0}, {}, "sigprop::gelu: x.mean = -inf is outside the valid range (-inf, inf) (finite)"},
@@ -173,53 +167,19 @@ TEST_CASE("gelu: bad input throws sigprop::invalid_argument naming the problem")
         {{}, {0, 1, 0}, {1, 2}, "sigprop::gelu: g.corr = 2 is outside the valid range [-1, 1]"},
         {{}, {0, 1, 0}, {1, nan}, "sigprop::gelu: g.corr = nan is outside the valid range [-1, 1]"},
     };
-    for (const auto& b : table) {
-        INFO(b.message);
-        const bool gradient_problem = std::string(b.message).find(": g.") != std::string::npos;
-        if (!gradient_problem) CHECK_THROWS_WITH_AS(forward(b.c, b.x), b.message, sigprop::invalid_argument);
-        CHECK_THROWS_WITH_AS(backward(b.c, b.x, b.g), b.message, sigprop::invalid_argument);
-    }
+    test::check_bad_inputs(table);
 }
 
 TEST_CASE("gelu: the hand-written Monte-Carlo backward matches finite differences") {
-    validation::sequence_streams st = validation::streams_for(validation::run_options{}, 0);
     Eigen::MatrixXd x(3, 2), g(3, 2);
     x << 0.7, -1.2, 0.0, 2.0, -0.4, 1.1;
     g << 0.5, -0.3, 1.5, 0.8, -1.0, 0.2;
     validation::gelu_model m;
-    m.forward(st, x);
-    const Eigen::MatrixXd dx = m.backward(g);
-    const double h = 1e-5;
-    for (Eigen::Index k = 0; k < x.size(); ++k) {
-        Eigen::MatrixXd xp = x, xm = x;
-        xp.data()[k] += h;
-        xm.data()[k] -= h;
-        const double fd = (m.forward(st, xp).cwiseProduct(g).sum() - m.forward(st, xm).cwiseProduct(g).sum()) / (2 * h);
-        CHECK(dx.data()[k] == doctest::Approx(fd).epsilon(1e-8));
-    }
+    test::check_backward_by_finite_differences(m, x, g, 1e-5);
 }
 
 TEST_CASE("gelu: agrees with the Monte-Carlo validator") {
-    struct point {
-        signal<double> x;
-        gradient<double> g;
-    };
-    const point points[] = {{{0.0, 1.0, 0.6}, {0.8, 0.3}}, {{0.0, 0.3, -0.1}, {1.2, 0.7}}, {{0.0, 3.0, 0.2}, {0.6, 0.5}}};
-    std::uint32_t id = 20;
-    for (const auto& p : points) {
-        validation::experiment_input in;
-        in.x = p.x;
-        in.g = p.g;
-        in.tokens = 8;
-        in.width = 256;
-        const auto m = validation::measure(gelu<double>{}, in, validation::run_options{13, id++, 400, 20});
-        const auto y = forward(gelu<double>{}, in.x);
-        const auto g = backward(gelu<double>{}, in.x, in.g);
-        INFO("x = (" << p.x.mean << ", " << p.x.var << ", " << p.x.corr << ")");
-        test::check_agrees("x mean", y.mean, m.y.mean);
-        test::check_agrees("x var", y.var, m.y.var);
-        test::check_agrees("x cov", y.corr * y.var, m.y.cov);
-        test::check_agrees("g var", g.var, m.g.var);
-        test::check_agrees("g cov", g.corr * g.var, m.g.cov);
-    }
+    test::check_agrees_with_validator(
+        gelu<double>{}, {{{0.0, 1.0, 0.6}, {0.8, 0.3}}, {{0.0, 0.3, -0.1}, {1.2, 0.7}}, {{0.0, 3.0, 0.2}, {0.6, 0.5}}},
+        13, 20);
 }

@@ -1,7 +1,6 @@
 #include <cmath>
 #include <limits>
 #include <random>
-#include <string>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -9,6 +8,7 @@
 #include "sigprop/components/relu.hpp"
 #include "sigprop/validation/components/relu.hpp"
 #include "support/agreement.hpp"
+#include "support/component_checks.hpp"
 #include "support/gaussian_quadrature.hpp"
 
 using namespace sigprop;
@@ -191,13 +191,7 @@ TEST_CASE_TEMPLATE("relu: random valid inputs give finite, valid moments", T, fl
 TEST_CASE("relu: bad input throws sigprop::invalid_argument naming the problem") {
     const double nan = std::numeric_limits<double>::quiet_NaN();
     const double inf = std::numeric_limits<double>::infinity();
-    struct bad {
-        relu<double> c;
-        signal<double> x;
-        gradient<double> g;
-        const char* message;
-    };
-    const std::vector<bad> table{
+    const std::vector<test::bad_input<relu<double>>> table{
         {{}, {nan, 1, 0}, {}, "sigprop::relu: x.mean = nan is outside the valid range (-inf, inf) (finite)"},
         {{}, {inf, 1, 0}, {}, "sigprop::relu: x.mean = inf is outside the valid range (-inf, inf) (finite)"},
         {{}, {0, -1, 0}, {}, "sigprop::relu: x.var = -1 is outside the valid range [0, inf) (finite)"},
@@ -213,56 +207,20 @@ TEST_CASE("relu: bad input throws sigprop::invalid_argument naming the problem")
         {{}, {0, 1, 0}, {1, -1.25}, "sigprop::relu: g.corr = -1.25 is outside the valid range [-1, 1]"},
         {{}, {0, 1, 0}, {1, nan}, "sigprop::relu: g.corr = nan is outside the valid range [-1, 1]"},
     };
-    for (const auto& b : table) {
-        INFO(b.message);
-        const bool gradient_problem = std::string(b.message).find(": g.") != std::string::npos;
-        if (!gradient_problem) CHECK_THROWS_WITH_AS(forward(b.c, b.x), b.message, sigprop::invalid_argument);
-        CHECK_THROWS_WITH_AS(backward(b.c, b.x, b.g), b.message, sigprop::invalid_argument);
-    }
+    test::check_bad_inputs(table);
 }
 
 TEST_CASE("relu: the hand-written Monte-Carlo backward matches finite differences") {
-    validation::sequence_streams st = validation::streams_for(validation::run_options{}, 0);
     Eigen::MatrixXd x(3, 2), g(3, 2);
     x << 0.7, -1.2, 0.3, 2.0, -0.4, 1.1;
     g << 0.5, -0.3, 1.5, 0.8, -1.0, 0.2;
     validation::relu_model m;
-    m.forward(st, x);
-    const Eigen::MatrixXd dx = m.backward(g);
-    const double h = 1e-6;
-    for (Eigen::Index k = 0; k < x.size(); ++k) {
-        Eigen::MatrixXd xp = x, xm = x;
-        xp.data()[k] += h;
-        xm.data()[k] -= h;
-        const double fd = (m.forward(st, xp).cwiseProduct(g).sum() - m.forward(st, xm).cwiseProduct(g).sum()) / (2 * h);
-        CHECK(dx.data()[k] == doctest::Approx(fd).epsilon(1e-8));
-    }
+    test::check_backward_by_finite_differences(m, x, g, 1e-6);
 }
 
 TEST_CASE("relu: agrees with the Monte-Carlo validator") {
-    struct point {
-        signal<double> x;
-        gradient<double> g;
-    };
     // Zero mean (the paper's setting), a negative and a positive mean, a negative r.
-    const point points[] = {{{0.0, 1.7, 0.6}, {0.8, 0.3}},
-                            {{-0.8, 0.5, 0.3}, {1.2, 0.7}},
-                            {{1.2, 2.0, -0.1}, {0.6, 0.5}}};
-    std::uint32_t id = 10;
-    for (const auto& p : points) {
-        validation::experiment_input in;
-        in.x = p.x;
-        in.g = p.g;
-        in.tokens = 8;
-        in.width = 256;
-        const auto m = validation::measure(relu<double>{}, in, validation::run_options{11, id++, 400, 20});
-        const auto y = forward(relu<double>{}, in.x);
-        const auto g = backward(relu<double>{}, in.x, in.g);
-        INFO("x = (" << p.x.mean << ", " << p.x.var << ", " << p.x.corr << ")");
-        test::check_agrees("x mean", y.mean, m.y.mean);
-        test::check_agrees("x var", y.var, m.y.var);
-        test::check_agrees("x cov", y.corr * y.var, m.y.cov);
-        test::check_agrees("g var", g.var, m.g.var);
-        test::check_agrees("g cov", g.corr * g.var, m.g.cov);
-    }
+    test::check_agrees_with_validator(
+        relu<double>{}, {{{0.0, 1.7, 0.6}, {0.8, 0.3}}, {{-0.8, 0.5, 0.3}, {1.2, 0.7}}, {{1.2, 2.0, -0.1}, {0.6, 0.5}}},
+        11, 10);
 }

@@ -37,6 +37,97 @@ SIGPROP_HD T attention_corr(const T& num, const T& den, const T& fallback) noexc
     return c > T(1) ? T(1) : (c < T(-1) ? T(-1) : c);
 }
 
+/// The forward moments from the brackets var / scale and cov / scale (mean 0). An
+/// overflowed var bracket comes from the peaky-softmax term e^sig, which outgrows the
+/// covariance's e^rho (rho < sig): the correlation's limit is 0.
+template <class T>
+SIGPROP_HD signal<T> attention_signal(const T& scale, const T& vb, const T& cb) noexcept {
+    signal<T> y;
+    y.mean = T(0);
+    y.var = vb > T(0) ? mul0(scale, vb) : T(0);
+    y.corr = is_finite(vb) ? attention_corr(cb, vb, T(1)) : T(0);
+    return y;
+}
+
+/// The gradient moments from the brackets var / scale and cov / scale; `fallback` is the
+/// correlation where the var bracket overflowed.
+template <class T>
+SIGPROP_HD gradient<T> attention_gradient(const T& scale, const T& vb, const T& cb, const T& rg,
+                                          const T& fallback) noexcept {
+    gradient<T> out;
+    out.var = vb > T(0) ? mul0(scale, vb) : T(0);
+    out.corr = is_finite(vb) ? attention_corr(cb, vb, rg) : fallback;
+    return out;
+}
+
+/// The form::best forward variance bracket (units of m_v s2, see below) of one query row
+/// attending to n keys with E sum P^2 = sp; k = p/(1-p), d = d_in, r the value correlation.
+template <class T>
+SIGPROP_HD T best_var_bracket(const T& d, const T& n, const T& k, const T& r, const T& sp, const T& sig,
+                              const T& e_sig) noexcept {
+    const T tilt = max_of(T(0), T(1) - T(2) * e_sig / n);
+    const T w = (d - T(1)) * sp + mul0(sig, tilt) + mul0(e_sig, T(1) + sig) / n + mul0(k * sp, d + T(4) * sig);
+    return r * (T(1) + k * sp) + mul0(T(1) - r, w) / d;
+}
+
+/// The form::best forward covariance bracket of two query rows sharing n keys, with the
+/// given tilt (1 - 2 e^sig/n)_+ (or its causal version).
+template <class T>
+SIGPROP_HD T best_cov_bracket(const T& d, const T& n, const T& r, const T& rho, const T& e_rho,
+                              const T& tilt) noexcept {
+    const T wc = mul0(rho, tilt) + mul0(e_rho, d + rho) / n;
+    return r + mul0(T(1) - r, wc) / d;
+}
+
+/// The softmax averages that the form::best backward needs (see below): the bidirectional
+/// head takes them from score_statistics, the causal head from causal_statistics.
+template <class T>
+struct backward_softmax {
+    T p2;        ///< E sum_j P_ij^2, averaged over the rows
+    T p2q;       ///< the same for the softmax-gradient rows (= p2 without the mask)
+    T col2;      ///< E c^2, the averaged squared column sum
+    T coupling;  ///< Gram / key-difference coupling (1-r)(1-h)/d_in
+    T h;         ///< 1/L (H_L/L causal)
+    T h_r;       ///< (1 - 2r) h
+};
+
+/// backward_softmax of the bidirectional head (d_in, L) for input correlation r.
+template <class T>
+SIGPROP_HD backward_softmax<T> bidirectional_softmax(int d_in, int L, const T& r,
+                                                     const attention_scores<T>& sc) noexcept {
+    const T d = T(d_in), n = T(L);
+    return {sc.sum_p2, sc.sum_p2, sc.col2, (T(1) - r) * (n - T(1)) / (n * d), T(1) / n, (T(1) - T(2) * r) / n};
+}
+
+/// The V path's variance and covariance brackets (units of U, see below).
+template <class T>
+SIGPROP_HD T v_path_var(const T& rg, const T& k, const T& inv, const backward_softmax<T>& sm) noexcept {
+    return rg * (sm.col2 + k * sm.p2) + (T(1) - rg) * sm.p2 * inv;
+}
+template <class T>
+SIGPROP_HD T v_path_cov(const T& rg, const T& n, const backward_softmax<T>& sm) noexcept {
+    return rg * (T(1) - (sm.col2 - T(1)) / (n - T(1))) + (T(1) - rg) * (T(1) - sm.p2) / (n - T(1));
+}
+
+/// The form::best backward of one head in units of U = scale (see below), given the score
+/// variance S and the softmax averages.
+template <class T>
+SIGPROP_HD gradient<T> best_backward(const T& scale, const T& r, const T& rg, const T& n, const T& p,
+                                     const T& S, const backward_softmax<T>& sm) noexcept {
+    const T inv = T(1) / (T(1) - p);
+    const T k = p * inv;
+    const T drop = sm.p2q * (inv - r);
+    const T v = v_path_var(rg, k, inv, sm);
+    const T b = (T(1) - r) * (drop + sm.coupling) + drop + rg * r * (T(1) - r) * (sm.col2 - sm.p2);
+    const T vc = v_path_cov(rg, n, sm);
+    const T bc = rg * (T(1) - r) * (sm.h_r + sm.coupling);
+    const T vb = v + mul0(S, b);
+    const T cb = vc + mul0(S, bc);
+    // With S overflowed the S terms dominate both moments: the limit is their ratio.
+    const T fallback = is_finite(vb) ? rg : attention_corr(bc, b, rg);
+    return attention_gradient(scale, vb, cb, rg, fallback);
+}
+
 // Forward, form::paper: REFERENCE.md section 2 (paper Table 1), written as
 // var = m_v s2 [r + ((1-r)^2 (L-1) S/d_in + e^{(1-r)S}/(1-p) (4 (1-r)^2 S/d_in + 1 - r)) / L],
 // cov = m_v s2 [r + (2 (1-r)^2 S/d_in + 1 - r) / L], m_v = d_in sigma_v^2.
@@ -51,14 +142,16 @@ SIGPROP_HD T attention_corr(const T& num, const T& den, const T& fallback) noexc
 //   W_cov = rho (1 - 2 e^sig/L) + e^rho (d_in + rho)/L   (two queries share the keys).
 // Assumptions: Gaussian input with mean 0, e^{2 sig} << L; the self-key and the
 // O(S/(d_in L)) couplings are dropped.
+//
+// sc: the score statistics of c for x (score_statistics), passed in so that callers that
+// already hold them (models/predict.hpp) do not evaluate them again.
 template <class T>
-SIGPROP_HD signal<T> forward_impl(const attention<T>& c, const signal<T>& x) noexcept {
+SIGPROP_HD signal<T> forward_impl(const attention<T>& c, const signal<T>& x, const attention_scores<T>& sc) noexcept {
     using std::sqrt;
     const T r = x.corr;
     const T d = T(c.d_in);
     const T n = T(c.L);
     const T inv = T(1) / (T(1) - c.p);
-    const auto sc = score_statistics(c.d_in, c.L, x.var, r, c.sigma_q, c.sigma_k);
     const T a = c.sigma_v * sqrt(x.var);
     const T scale = d * a * a;  // m_v s2
     T vb, cb;
@@ -68,21 +161,16 @@ SIGPROP_HD signal<T> forward_impl(const attention<T>& c, const signal<T>& x) noe
                   mul0(sc.e_sig * inv, mul0(T(4) * u / d, sc.S) + (T(1) - r))) / n;
         cb = r + (mul0(T(2) * u / d, sc.S) + (T(1) - r)) / n;
     } else {
-        const T k = c.p * inv;
         const T tilt = max_of(T(0), T(1) - T(2) * sc.e_sig / n);
-        const T w = (d - T(1)) * sc.sum_p2 + mul0(sc.sig, tilt) + mul0(sc.e_sig, T(1) + sc.sig) / n +
-                    mul0(k * sc.sum_p2, d + T(4) * sc.sig);
-        const T wc = mul0(sc.rho, tilt) + mul0(sc.e_rho, d + sc.rho) / n;
-        vb = r * (T(1) + k * sc.sum_p2) + mul0(T(1) - r, w) / d;
-        cb = r + mul0(T(1) - r, wc) / d;
+        vb = best_var_bracket(d, n, c.p * inv, r, sc.sum_p2, sc.sig, sc.e_sig);
+        cb = best_cov_bracket(d, n, r, sc.rho, sc.e_rho, tilt);
     }
-    signal<T> y;
-    y.mean = T(0);
-    y.var = vb > T(0) ? mul0(scale, vb) : T(0);
-    // An overflowed bracket comes from the peaky-softmax term e^sig, which outgrows the
-    // covariance's e^rho (rho < sig): the correlation's limit is 0.
-    y.corr = is_finite(vb) ? attention_corr(cb, vb, T(1)) : T(0);
-    return y;
+    return attention_signal(scale, vb, cb);
+}
+
+template <class T>
+SIGPROP_HD signal<T> forward_impl(const attention<T>& c, const signal<T>& x) noexcept {
+    return forward_impl(c, x, score_statistics(c.d_in, c.L, x.var, x.corr, c.sigma_q, c.sigma_k));
 }
 
 // Backward, form::paper: REFERENCE.md section 2; only the path through V:
@@ -98,39 +186,32 @@ SIGPROP_HD signal<T> forward_impl(const attention<T>& c, const signal<T>& x) noe
 // differences, which dominates the Q path when L > d_in. Covariances (i != k):
 //   V path  r_g (1 - (E c^2 - 1)/(L-1)) + (1 - r_g)(1 - E sum P^2)/(L-1)
 //   Q, K    S r_g (1-r) [(1-r)(1/L + (L-1)/(L d_in)) - r/L]
+//
+// sc: as for forward_impl (form::best only; form::paper does not read it).
 template <class T>
-SIGPROP_HD gradient<T> backward_impl(const attention<T>& c, const signal<T>& x,
-                                     const gradient<T>& g) noexcept {
+SIGPROP_HD gradient<T> backward_impl(const attention<T>& c, const signal<T>& x, const gradient<T>& g,
+                                     const attention_scores<T>& sc) noexcept {
     using std::sqrt;
     const T r = x.corr;
     const T rg = g.corr;
-    const T d = T(c.d_in);
     const T n = T(c.L);
-    const T inv = T(1) / (T(1) - c.p);
     const T a = c.sigma_v * sqrt(g.var);
     const T scale = T(c.d_head) * a * a;  // U
-    T vb, cb, fallback = rg;
     if (c.form == sigprop::form::paper) {
-        vb = (T(1) + (n - T(1)) * rg * (T(1) - c.p)) * inv / n;
-        cb = (T(1) + (n - T(1)) * rg) / n;
-    } else {
-        const auto sc = score_statistics(c.d_in, c.L, x.var, r, c.sigma_q, c.sigma_k);
-        const T k = c.p * inv;
-        const T drop = sc.sum_p2 * (inv - r);
-        const T coupling = (T(1) - r) * (n - T(1)) / (n * d);
-        const T v = rg * (sc.col2 + k * sc.sum_p2) + (T(1) - rg) * sc.sum_p2 * inv;
-        const T b = (T(1) - r) * (drop + coupling) + drop + rg * r * (T(1) - r) * (sc.col2 - sc.sum_p2);
-        const T vc = rg * (T(1) - (sc.col2 - T(1)) / (n - T(1))) + (T(1) - rg) * (T(1) - sc.sum_p2) / (n - T(1));
-        const T bc = rg * (T(1) - r) * ((T(1) - T(2) * r) / n + coupling);
-        vb = v + mul0(sc.S, b);
-        cb = vc + mul0(sc.S, bc);
-        // With S overflowed the S terms dominate both moments: the limit is their ratio.
-        if (!is_finite(vb)) fallback = attention_corr(bc, b, rg);
+        const T inv = T(1) / (T(1) - c.p);
+        const T vb = (T(1) + (n - T(1)) * rg * (T(1) - c.p)) * inv / n;
+        const T cb = (T(1) + (n - T(1)) * rg) / n;
+        return attention_gradient(scale, vb, cb, rg, rg);
     }
-    gradient<T> out;
-    out.var = vb > T(0) ? mul0(scale, vb) : T(0);
-    out.corr = is_finite(vb) ? attention_corr(cb, vb, rg) : fallback;
-    return out;
+    return best_backward(scale, r, rg, n, c.p, sc.S, bidirectional_softmax(c.d_in, c.L, r, sc));
+}
+
+template <class T>
+SIGPROP_HD gradient<T> backward_impl(const attention<T>& c, const signal<T>& x, const gradient<T>& g) noexcept {
+    return backward_impl(c, x, g,
+                         c.form == sigprop::form::paper
+                             ? attention_scores<T>{}
+                             : score_statistics(c.d_in, c.L, x.var, x.corr, c.sigma_q, c.sigma_k));
 }
 
 }  // namespace detail

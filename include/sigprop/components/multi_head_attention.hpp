@@ -68,15 +68,11 @@ SIGPROP_HD causal_scores<T> causal_statistics(int d_in, int L, T r, T p,
     T sum_inv = T(1), sp = T(1), spq = T(0), vb = inv;  // row 1
     for (int i = 2; i <= L; ++i) {
         const T n = T(i);
-        const T shrink = max_of(T(0.5), T(1) - mul0(em1, T(2) * em1 + T(1)) / n);
-        const T sp_i = min_of(T(1), sc.e_sig / n * shrink);
-        const T tilt = max_of(T(0), T(1) - T(2) * sc.e_sig / n);
-        const T w = (d - T(1)) * sp_i + mul0(sc.sig, tilt) + mul0(sc.e_sig, T(1) + sc.sig) / n +
-                    mul0(k * sp_i, d + T(4) * sc.sig);
+        const T sp_i = softmax_sum_p2(n, sc.e_sig, em1);
         sum_inv += T(1) / n;
         sp += sp_i;
         spq += sp_i * (T(1) - T(1) / n);
-        vb += r * (T(1) + k * sp_i) + mul0(T(1) - r, w) / d;
+        vb += best_var_bracket(d, n, k, r, sp_i, sc.sig, sc.e_sig);
     }
     const T nl = T(L);
     causal_scores<T> s{};
@@ -97,14 +93,16 @@ SIGPROP_HD causal_scores<T> causal_statistics(int d_in, int L, T r, T p,
 // Exact when the scores vanish (sigma_q sigma_k = 0):
 //   var = m_v s2 [r (1 + k H_L/L) + (1-r) H_L / ((1-p) L)],
 //   cov = m_v s2 [r + (1-r) 2 (L - H_L) / (L (L-1))].
+//
+// sc, cs: the statistics of c for x (score_statistics, causal_statistics), passed in so
+// that callers that already hold them (models/predict.hpp) do not evaluate them again.
 template <class T>
-SIGPROP_HD signal<T> causal_head_forward(const attention<T>& c, const signal<T>& x) noexcept {
+SIGPROP_HD signal<T> causal_head_forward(const attention<T>& c, const signal<T>& x, const attention_scores<T>& sc,
+                                         const causal_scores<T>& cs) noexcept {
     using std::sqrt;
     const T r = x.corr;
     const T d = T(c.d_in);
     const T nl = T(c.L);
-    const auto sc = score_statistics(c.d_in, c.L, x.var, r, c.sigma_q, c.sigma_k);
-    const auto cs = causal_statistics(c.d_in, c.L, r, c.p, sc);
     const T a = c.sigma_v * sqrt(x.var);
     const T scale = d * a * a;
     const T vb = cs.var_bracket;
@@ -112,11 +110,13 @@ SIGPROP_HD signal<T> causal_head_forward(const attention<T>& c, const signal<T>&
     const T pairs = T(2) * (nl - cs.h * nl) / (nl * (nl - T(1)));
     const T wc = mul0(sc.rho, tilt) + mul0(sc.e_rho, d + sc.rho) * pairs;
     const T cb = r + mul0(T(1) - r, wc) / d;
-    signal<T> y;
-    y.mean = T(0);
-    y.var = vb > T(0) ? mul0(scale, vb) : T(0);
-    y.corr = is_finite(vb) ? attention_corr(cb, vb, T(1)) : T(0);
-    return y;
+    return attention_signal(scale, vb, cb);
+}
+
+template <class T>
+SIGPROP_HD signal<T> causal_head_forward(const attention<T>& c, const signal<T>& x) noexcept {
+    const auto sc = score_statistics(c.d_in, c.L, x.var, x.corr, c.sigma_q, c.sigma_k);
+    return causal_head_forward(c, x, sc, causal_statistics(c.d_in, c.L, x.corr, c.p, sc));
 }
 
 // Backward of one causal head, averaged over input positions (our derivation; the
@@ -132,33 +132,28 @@ SIGPROP_HD signal<T> causal_head_forward(const attention<T>& c, const signal<T>&
 // (exact at zero scores; row 1 has no softmax gradient at all). Covariances as for one
 // head with 1/L -> H_L/L. Approximation: couplings of order S/(d_in L) and the self-key
 // are dropped, as for the single head, and the delta-method P2_i needs e^{2 sig} << i.
+/// backward_softmax of the causal head for input dimension d_in and correlation r.
+template <class T>
+SIGPROP_HD backward_softmax<T> causal_softmax(int d_in, const T& r, const causal_scores<T>& cs) noexcept {
+    return {cs.sum_p2, cs.sum_p2q, cs.col2, (T(1) - r) * (T(1) - cs.h) / T(d_in), cs.h, (T(1) - T(2) * r) * cs.h};
+}
+
+// sc, cs: as for causal_head_forward.
+template <class T>
+SIGPROP_HD gradient<T> causal_head_backward(const attention<T>& c, const signal<T>& x, const gradient<T>& g,
+                                            const attention_scores<T>& sc, const causal_scores<T>& cs) noexcept {
+    using std::sqrt;
+    const T r = x.corr;
+    const T a = c.sigma_v * sqrt(g.var);
+    const T scale = T(c.d_head) * a * a;
+    return best_backward(scale, r, g.corr, T(c.L), c.p, sc.S, causal_softmax(c.d_in, r, cs));
+}
+
 template <class T>
 SIGPROP_HD gradient<T> causal_head_backward(const attention<T>& c, const signal<T>& x,
                                             const gradient<T>& g) noexcept {
-    using std::sqrt;
-    const T r = x.corr;
-    const T rg = g.corr;
-    const T d = T(c.d_in);
-    const T nl = T(c.L);
-    const T inv = T(1) / (T(1) - c.p);
-    const T k = c.p * inv;
-    const auto sc = score_statistics(c.d_in, c.L, x.var, r, c.sigma_q, c.sigma_k);
-    const auto cs = causal_statistics(c.d_in, c.L, r, c.p, sc);
-    const T a = c.sigma_v * sqrt(g.var);
-    const T scale = T(c.d_head) * a * a;
-    const T drop = cs.sum_p2q * (inv - r);
-    const T coupling = (T(1) - r) * (T(1) - cs.h) / d;
-    const T v = rg * (cs.col2 + k * cs.sum_p2) + (T(1) - rg) * cs.sum_p2 * inv;
-    const T b = (T(1) - r) * (drop + coupling) + drop + rg * r * (T(1) - r) * (cs.col2 - cs.sum_p2);
-    const T vc = rg * (T(1) - (cs.col2 - T(1)) / (nl - T(1))) + (T(1) - rg) * (T(1) - cs.sum_p2) / (nl - T(1));
-    const T bc = rg * (T(1) - r) * ((T(1) - T(2) * r) * cs.h + coupling);
-    const T vb = v + mul0(sc.S, b);
-    const T cb = vc + mul0(sc.S, bc);
-    const T fallback = is_finite(vb) ? rg : attention_corr(bc, b, rg);
-    gradient<T> out;
-    out.var = vb > T(0) ? mul0(scale, vb) : T(0);
-    out.corr = is_finite(vb) ? attention_corr(cb, vb, rg) : fallback;
-    return out;
+    const auto sc = score_statistics(c.d_in, c.L, x.var, x.corr, c.sigma_q, c.sigma_k);
+    return causal_head_backward(c, x, g, sc, causal_statistics(c.d_in, c.L, x.corr, c.p, sc));
 }
 
 // Forward (our derivation). Heads: given X, the heads use independent zero-mean weights,
@@ -197,13 +192,9 @@ template <class T>
 SIGPROP_HD T causal_row_bracket(const attention<T>& c, T r, const attention_scores<T>& sc, int i) noexcept {
     const T inv = T(1) / (T(1) - c.p);
     if (i == 1) return inv;
-    const T d = T(c.d_in), n = T(i), k = c.p * inv;
-    const T em1 = sc.e_sig - T(1);
-    const T shrink = max_of(T(0.5), T(1) - mul0(em1, T(2) * em1 + T(1)) / n);
-    const T sp = min_of(T(1), sc.e_sig / n * shrink);
-    const T tilt = max_of(T(0), T(1) - T(2) * sc.e_sig / n);
-    const T w = (d - T(1)) * sp + mul0(sc.sig, tilt) + mul0(sc.e_sig, T(1) + sc.sig) / n + mul0(k * sp, d + T(4) * sc.sig);
-    return r * (T(1) + k * sp) + mul0(T(1) - r, w) / d;
+    const T n = T(i);
+    const T sp = softmax_sum_p2(n, sc.e_sig, sc.e_sig - T(1));
+    return best_var_bracket(T(c.d_in), n, c.p * inv, r, sp, sc.sig, sc.e_sig);
 }
 
 }  // namespace detail
@@ -296,8 +287,7 @@ T covariance_at(const multi_head_attention<T>& c, const signal<T>& x, int i, int
     const auto sc = detail::score_statistics(h.d_in, h.L, x.var, x.corr, h.sigma_q, h.sigma_k);
     const T d = T(c.d_model);
     const T tilt = detail::max_of(T(0), T(1) - sc.e_sig * (T(1) / T(i) + T(1) / T(j)));
-    const T wc = detail::mul0(sc.rho, tilt) + detail::mul0(sc.e_rho, d + sc.rho) / T(i > j ? i : j);
-    const T cb = x.corr + detail::mul0(T(1) - x.corr, wc) / d;
+    const T cb = detail::best_cov_bracket(d, T(i > j ? i : j), x.corr, sc.rho, sc.e_rho, tilt);
     const T da = d * detail::mul0(c.sigma_o, c.sigma_v) * sqrt(x.var);
     return detail::mul0(da * da, cb);
 }

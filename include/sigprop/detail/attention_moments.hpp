@@ -20,6 +20,15 @@ SIGPROP_HD T min_of(const T& a, const T& b) noexcept { return b < a ? b : a; }
 template <class T>
 SIGPROP_HD T max_of(const T& a, const T& b) noexcept { return a < b ? b : a; }
 
+/// E[sum_j P_ij^2] of a softmax over n keys whose key-specific scores are i.i.d. with
+/// exp(variance) = e_sig and em1 = e_sig - 1 (the delta-method expression of
+/// score_statistics below, with its clamps).
+template <class T>
+SIGPROP_HD T softmax_sum_p2(const T& n, const T& e_sig, const T& em1) noexcept {
+    const T shrink = max_of(T(0.5), T(1) - mul0(em1, T(2) * em1 + T(1)) / n);
+    return min_of(T(1), e_sig / n * shrink);
+}
+
 /// The softmax statistics of one attention head, for input variance s2 and token
 /// correlation r (input mean 0).
 template <class T>
@@ -57,8 +66,7 @@ SIGPROP_HD attention_scores<T> score_statistics(int d_in, int L, T s2, T r, T si
     a.rho = mul0(r * (T(1) - r), a.S);
     const T em1 = expm1(a.sig);
     a.e_sig = em1 + T(1);
-    const T shrink = max_of(T(0.5), T(1) - em1 * (T(2) * em1 + T(1)) / n);
-    a.sum_p2 = min_of(T(1), a.e_sig / n * shrink);
+    a.sum_p2 = softmax_sum_p2(n, a.e_sig, em1);
     a.e_rho = exp(a.rho);
     a.col2 = min_of(n, (T(1) - T(1) / n) * a.e_rho + a.sum_p2);
     return a;

@@ -187,53 +187,21 @@ self_scores<T> self_statistics(const multi_head_attention<T>& c, const signal<T>
     return s;
 }
 
-// One causal head's forward from cached statistics: the expressions of
-// causal_head_forward (multi_head_attention.hpp), tested equal.
-template <class T>
-signal<T> causal_head_forward_cached(const attention<T>& c, const signal<T>& x, const self_scores<T>& st) noexcept {
-    using std::sqrt;
-    const T r = x.corr;
-    const T d = T(c.d_in);
-    const T nl = T(c.L);
-    const auto& sc = st.sc;
-    const auto& cs = st.cs;
-    const T a = c.sigma_v * sqrt(x.var);
-    const T scale = d * a * a;
-    const T vb = cs.var_bracket;
-    const T tilt = max_of(T(0), T(1) - T(2) * sc.e_sig * cs.h);
-    const T pairs = T(2) * (nl - cs.h * nl) / (nl * (nl - T(1)));
-    const T wc = mul0(sc.rho, tilt) + mul0(sc.e_rho, d + sc.rho) * pairs;
-    const T cb = r + mul0(T(1) - r, wc) / d;
-    signal<T> y;
-    y.mean = T(0);
-    y.var = vb > T(0) ? mul0(scale, vb) : T(0);
-    y.corr = is_finite(vb) ? attention_corr(cb, vb, T(1)) : T(0);
-    return y;
-}
-
 template <class T>
 qkv_gradients<T> self_attention_gradients(const multi_head_attention<T>& c, const signal<T>& u,
                                           const gradient<T>& gh, const self_scores<T>& st) noexcept {
     const T r = u.corr, rg = gh.corr;
     const T d = T(c.d_model), n = T(c.L);
     const T inv = T(1) / (T(1) - c.p), k = c.p * inv;
-    const auto& sc = st.sc;
-    T p2, p2q, col2, h, coupling;
-    if (c.causal) {
-        const auto& cs = st.cs;
-        p2 = cs.sum_p2; p2q = cs.sum_p2q; col2 = cs.col2; h = cs.h;
-        coupling = (T(1) - r) * (T(1) - h) / d;
-    } else {
-        p2 = p2q = sc.sum_p2; col2 = sc.col2; h = T(1) / n;
-        coupling = (T(1) - r) * (n - T(1)) / (n * d);
-    }
-    const T drop = p2q * (inv - r);
-    const T vb = rg * (col2 + k * p2) + (T(1) - rg) * p2 * inv;
-    const T vc = rg * (T(1) - (col2 - T(1)) / (n - T(1))) + (T(1) - rg) * (T(1) - p2) / (n - T(1));
-    const T qb = (T(1) - r) * (drop + coupling);
-    const T qc = rg * (T(1) - r) * ((T(1) - r) * h + coupling);
-    const T kb = drop + rg * r * (T(1) - r) * (col2 - p2);
-    const T kc = -rg * (T(1) - r) * r * h;
+    const backward_softmax<T> sm =
+        c.causal ? causal_softmax(c.d_model, r, st.cs) : bidirectional_softmax(c.d_model, c.L, r, st.sc);
+    const T drop = sm.p2q * (inv - r);
+    const T vb = v_path_var(rg, k, inv, sm);
+    const T vc = v_path_cov(rg, n, sm);
+    const T qb = (T(1) - r) * (drop + sm.coupling);
+    const T qc = rg * (T(1) - r) * ((T(1) - r) * sm.h + sm.coupling);
+    const T kb = drop + rg * r * (T(1) - r) * (sm.col2 - sm.p2);
+    const T kc = -rg * (T(1) - r) * r * sm.h;
     const T sq_scale = mul0(mul0(d, u.var), c.sigma_k);  // d s2 sigma_k
     const T sk_scale = mul0(mul0(d, u.var), c.sigma_q);
     const T gv = mul0(gh.var, c.sigma_v * c.sigma_v);
@@ -296,8 +264,7 @@ cross_scores<T> cross_statistics(int d, int Ls, const signal<T>& u, const signal
     s.rho = mul0(u.corr * (T(1) - e.corr), s.S);
     const T em1 = expm1(s.sig);
     s.e_sig = em1 + T(1);
-    const T shrink = max_of(T(0.5), T(1) - mul0(em1, T(2) * em1 + T(1)) / n);
-    s.p2 = min_of(T(1), s.e_sig / n * shrink);
+    s.p2 = softmax_sum_p2(n, s.e_sig, em1);
     s.e_rho = min_of(n, exp(s.rho));  // E sum_j P_ij P_i'j <= 1 caps e^rho / L_s at 1
     return s;
 }
@@ -314,17 +281,10 @@ signal<T> cross_head_forward(int d_model, int Ls, const T& p, const T& sv, const
     const T d = T(d_model), n = T(Ls), re = e.corr;
     const T inv = T(1) / (T(1) - p), k = p * inv;
     const T tilt = max_of(T(0), T(1) - T(2) * sc.e_sig / n);
-    const T w = (d - T(1)) * sc.p2 + mul0(sc.sig, tilt) + mul0(sc.e_sig, T(1) + sc.sig) / n +
-                mul0(k * sc.p2, d + T(4) * sc.sig);
-    const T wc = mul0(sc.rho, tilt) + mul0(sc.e_rho, d + sc.rho) / n;
-    const T vb = re * (T(1) + k * sc.p2) + mul0(T(1) - re, w) / d;
-    const T cb = re + mul0(T(1) - re, wc) / d;
+    const T vb = best_var_bracket(d, n, k, re, sc.p2, sc.sig, sc.e_sig);
+    const T cb = best_cov_bracket(d, n, re, sc.rho, sc.e_rho, tilt);
     const T a = sv * sqrt(e.var);
-    signal<T> y;
-    y.mean = T(0);
-    y.var = vb > T(0) ? mul0(d * a * a, vb) : T(0);
-    y.corr = is_finite(vb) ? attention_corr(cb, vb, T(1)) : T(0);
-    return y;
+    return attention_signal(d * a * a, vb, cb);
 }
 
 /// Cross-attention backward: gradients at Q, K, V (per unit, one head) and at the two
@@ -446,7 +406,7 @@ signal<T> attention_block_forward(const transformer_spec<T>& s, const stack_setu
     const auto m = self_attention_of(s, w, st);
     const auto h = head_of(m);
     b.scores = self_statistics(m, b.u);
-    b.mid = m.causal ? causal_head_forward_cached(h, b.u, b.scores) : forward_impl(h, b.u);
+    b.mid = m.causal ? causal_head_forward(h, b.u, b.scores.sc, b.scores.cs) : forward_impl(h, b.u, b.scores.sc);
     const signal<T> f = forward_impl(linear<T>{s.d_model, s.d_model, w.o}, b.mid);
     return close_block(s, st, b, f);
 }

@@ -5,6 +5,7 @@
 
 #include "sigprop/components/layer_norm.hpp"
 #include "sigprop/validation/experiment.hpp"
+#include "sigprop/validation/ops/layer_norm.hpp"
 
 namespace sigprop::validation {
 
@@ -14,23 +15,12 @@ struct layer_norm_model {
     Eigen::ArrayXd inv_s;   ///< 1 / s per token of the latest input
 
     Eigen::MatrixXd forward(sequence_streams&, const Eigen::MatrixXd& x) {
-        const double d = double(x.cols());
-        y = x.colwise() - x.rowwise().mean();
-        inv_s = (y.array().square().rowwise().sum() / d).sqrt().inverse();
-        y.array().colwise() *= inv_s;
+        ops::layer_norm_rows(x, y, inv_s);
         return y;
     }
 
-    // Hand-written backward. With s^2 = |x - m|^2 / d, dy/dx = (1/s)(I - 11^T/d - y y^T/d)
-    // (symmetric), so dx = (1/s) (g - mean(g) - y mean(g * y)) per token.
-    Eigen::MatrixXd backward(const Eigen::MatrixXd& g) const {
-        const Eigen::ArrayXd mean_g = g.rowwise().mean();
-        const Eigen::ArrayXd mean_gy = (g.array() * y.array()).rowwise().mean();
-        Eigen::ArrayXXd dx = g.array().colwise() - mean_g;
-        dx -= y.array().colwise() * mean_gy;
-        dx.colwise() *= inv_s;
-        return dx.matrix();
-    }
+    // Hand-written backward (ops::layer_norm_rows_backward).
+    Eigen::MatrixXd backward(const Eigen::MatrixXd& g) const { return ops::layer_norm_rows_backward(y, inv_s, g); }
 };
 
 /// Measures a LayerNorm; in.width is set to c.d.

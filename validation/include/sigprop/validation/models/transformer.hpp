@@ -56,6 +56,7 @@
 #include "sigprop/models/spec.hpp"
 #include "sigprop/validation/compose.hpp"
 #include "sigprop/validation/estimator.hpp"
+#include "sigprop/validation/ops/layer_norm.hpp"
 #include "sigprop/validation/ops/softmax.hpp"
 #include "sigprop/validation/philox.hpp"
 #include "sigprop/validation/sampler.hpp"
@@ -94,21 +95,8 @@ struct ln_cache {
     Eigen::MatrixXd y;
     Eigen::ArrayXd inv_s;
 
-    void forward(const Eigen::MatrixXd& x) {
-        const double d = double(x.cols());
-        y = x.colwise() - x.rowwise().mean();
-        inv_s = (y.array().square().rowwise().sum() / d).sqrt().inverse();
-        y.array().colwise() *= inv_s;
-    }
-    // dx = (1/s) (g - mean(g) - y mean(g * y)) per token (see layer_norm_model).
-    Eigen::MatrixXd backward(const Eigen::MatrixXd& g) const {
-        const Eigen::ArrayXd mean_g = g.rowwise().mean();
-        const Eigen::ArrayXd mean_gy = (g.array() * y.array()).rowwise().mean();
-        Eigen::ArrayXXd dx = g.array().colwise() - mean_g;
-        dx -= y.array().colwise() * mean_gy;
-        dx.colwise() *= inv_s;
-        return dx.matrix();
-    }
+    void forward(const Eigen::MatrixXd& x) { ops::layer_norm_rows(x, y, inv_s); }
+    Eigen::MatrixXd backward(const Eigen::MatrixXd& g) const { return ops::layer_norm_rows_backward(y, inv_s, g); }
 };
 
 /// Dropout scale m / (1 - p) from uniforms 0.. of a stream (kept when u > p); empty for p = 0.
