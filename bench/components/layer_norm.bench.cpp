@@ -8,38 +8,24 @@
 #include <benchmark/benchmark.h>
 
 #include "sigprop/components/layer_norm.hpp"
+#include "support/forward_backward.hpp"
 
 namespace {
 
 template <class T>
 void layer_norm_forward_backward(benchmark::State& state) {
-    const sigprop::layer_norm<T> c{int(state.range(0))};
     const T r0 = T(state.range(1)) / T(100);
-    sigprop::signal<T> x{T(0.5), T(2), r0};
-    const sigprop::gradient<T> g{T(1), T(0.3)};
-    int i = 0;
-    for (auto _ : state) {
-        x.corr = r0 + T(1e-4) * T(i++ & 15);
-        const auto y = sigprop::forward(c, x);
-        const auto dx = sigprop::backward(c, x, g);
-        benchmark::DoNotOptimize(y);
-        benchmark::DoNotOptimize(dx);
-    }
+    sigprop::bench::forward_backward(state, sigprop::layer_norm<T>{int(state.range(0))},
+                                     sigprop::signal<T>{T(0.5), T(2), r0}, sigprop::gradient<T>{T(1), T(0.3)},
+                                     [r0](sigprop::signal<T>& x, int i) { x.corr = r0 + T(1e-4) * T(i & 15); });
 }
 
 // The paper's Table 1 forms: a few multiplications.
 template <class T>
 void layer_norm_forward_backward_paper(benchmark::State& state) {
-    const sigprop::layer_norm<T> c{768, sigprop::form::paper};
-    sigprop::signal<T> x{T(0.5), T(2), T(0.5)};
-    const sigprop::gradient<T> g{T(1), T(0.3)};
-    for (auto _ : state) {
-        x.var += T(1e-6);
-        const auto y = sigprop::forward(c, x);
-        const auto dx = sigprop::backward(c, x, g);
-        benchmark::DoNotOptimize(y);
-        benchmark::DoNotOptimize(dx);
-    }
+    sigprop::bench::forward_backward(state, sigprop::layer_norm<T>{768, sigprop::form::paper},
+                                     sigprop::signal<T>{T(0.5), T(2), T(0.5)}, sigprop::gradient<T>{T(1), T(0.3)},
+                                     sigprop::bench::creep_var<T>);
 }
 
 void cases(benchmark::internal::Benchmark* b) {

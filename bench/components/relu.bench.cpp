@@ -1,23 +1,17 @@
 // Forward + backward of sigprop::relu per call, through the public (validating) entry points.
-#include <benchmark/benchmark.h>
-
 #include "sigprop/components/relu.hpp"
+#include "support/forward_backward.hpp"
 
 namespace {
 
-// The input correlation cycles over 64 values so that nothing can be constant-folded.
+// The input variance and correlation cycle over 8 and 64 values.
 template <class T>
 void relu_forward_backward(benchmark::State& state, T mean) {
-    const sigprop::relu<T> c{};
-    int i = 0;
-    for (auto _ : state) {
-        const sigprop::signal<T> x{mean, T(1.3) + T(i & 7) / T(64), T(-0.9) + T(i & 63) / T(36)};
-        const auto y = forward(c, x);
-        const auto g = backward(c, x, sigprop::gradient<T>{T(0.8), T(0.4)});
-        benchmark::DoNotOptimize(y);
-        benchmark::DoNotOptimize(g);
-        ++i;
-    }
+    sigprop::bench::forward_backward(state, sigprop::relu<T>{}, sigprop::signal<T>{mean, T(1.3), T(-0.9)},
+                                     sigprop::gradient<T>{T(0.8), T(0.4)}, [](sigprop::signal<T>& x, int i) {
+                                         x.var = T(1.3) + T(i & 7) / T(64);
+                                         x.corr = T(-0.9) + T(i & 63) / T(36);
+                                     });
 }
 
 }  // namespace
