@@ -10,6 +10,7 @@ packages=(
     libeigen3-dev librandom123-dev     # the Monte-Carlo validator
     doctest-dev libbenchmark-dev       # tests and benchmarks
     nlohmann-json3-dev libcli11-dev    # the command-line tools
+    python3                            # the command-line tests compare JSON outputs
 )
 
 missing=()
