@@ -3,6 +3,7 @@
 #include <benchmark/benchmark.h>
 
 #include "sigprop/components/multi_head_attention.hpp"
+#include "support/forward_backward.hpp"
 
 namespace {
 
@@ -10,18 +11,10 @@ template <class T>
 void multi_head_attention_forward_backward(benchmark::State& state) {
     const bool causal = state.range(0) != 0;
     const int L = int(state.range(1));
-    sigprop::multi_head_attention<T> c{1024, 16, L, T(0.02), T(0.02), T(0.03), T(0.03), T(0.1), causal};
-    sigprop::signal<T> x{T(0), T(1), T(0.3)};
-    const sigprop::gradient<T> g{T(1), T(0.2)};
-    T step = T(1e-6);
-    for (auto _ : state) {
-        x.corr += step;  // vary the input so that nothing can be hoisted out of the loop
-        step = -step;
-        const auto y = sigprop::forward(c, x);
-        const auto b = sigprop::backward(c, x, g);
-        benchmark::DoNotOptimize(y);
-        benchmark::DoNotOptimize(b);
-    }
+    sigprop::bench::forward_backward(
+        state, sigprop::multi_head_attention<T>{1024, 16, L, T(0.02), T(0.02), T(0.03), T(0.03), T(0.1), causal},
+        sigprop::signal<T>{T(0), T(1), T(0.3)}, sigprop::gradient<T>{T(1), T(0.2)},
+        [](sigprop::signal<T>& x, int i) { x.corr += (i & 1) ? T(-1e-6) : T(1e-6); });
 }
 
 }  // namespace

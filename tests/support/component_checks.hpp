@@ -2,6 +2,7 @@
 // Test checks shared by the element-wise activation components (relu, gelu): their
 // rejection of bad input, their Monte-Carlo model's hand-written backward against central
 // finite differences, and their prediction against the Monte-Carlo validator.
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -17,6 +18,19 @@
 namespace sigprop::test {
 
 /// One invalid (component, input, gradient) and the exact message it must throw.
+/// What every prediction must satisfy for a valid input: finite, non-negative variances and
+/// correlations in [-1, 1] (the mean only finite: components decide its sign).
+template <class T>
+void check_valid_moments(const signal<T>& y, const gradient<T>& g) {
+    CHECK(std::isfinite(double(y.mean)));
+    CHECK(std::isfinite(double(y.var)));
+    CHECK(y.var >= T(0));
+    CHECK(std::abs(double(y.corr)) <= 1.0);
+    CHECK(std::isfinite(double(g.var)));
+    CHECK(g.var >= T(0));
+    CHECK(std::abs(double(g.corr)) <= 1.0);
+}
+
 template <class C>
 struct bad_input {
     C c;
