@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sigprop/models/predict.hpp"
+#include "sigprop/models/schemes.hpp"
 #include "sigprop/models/spec.hpp"
 #include "sigprop/validation/models/transformer.hpp"
 
@@ -86,8 +87,13 @@ int main(int argc, char** argv) {
     app.add_option("--act", act, "relu|gelu")->check(CLI::IsMember({"relu", "gelu"}))->capture_default_str();
     app.add_flag("--final-norm", s.final_norm, "LayerNorm after the last layer");
     app.add_option("--init", init,
-                   "sigma: every weight N(0, sigma^2); xavier: sigma^2 = 2 / (fan_in + fan_out)")
-        ->check(CLI::IsMember({"sigma", "xavier"}))->capture_default_str();
+                   "sigma: every weight N(0, sigma^2); xavier: q, k, v, o sigma^2 = 1/d, FFN 2 / (d + d_ff); "
+                   "bert, gpt2, deepnorm, tfixup, dslm: the scheme of models/schemes.hpp, which also sets "
+                   "lambda and beta (--lambda and --beta are then ignored)")
+        ->check(CLI::IsMember({"sigma", "xavier", "bert", "gpt2", "deepnorm", "tfixup", "dslm"}))
+        ->capture_default_str();
+    double dslm_k = 1;
+    app.add_option("--dslm-k", dslm_k, "DSLM's k in beta^2 = k/N")->capture_default_str();
     app.add_option("--sigma", sigma, "weight standard deviation for --init sigma")->capture_default_str();
     app.add_option("--sigma-qk", sigma_qk, "override the query/key standard deviation (if >= 0)");
     app.add_option("--lambda", s.lambda)->capture_default_str();
@@ -108,15 +114,33 @@ int main(int argc, char** argv) {
     s.norm = norm == "pre" ? sigprop::norm_placement::pre : sigprop::norm_placement::post;
     s.arch = arch == "decoder" ? sigprop::architecture::decoder : sigprop::architecture::encoder;
     s.act = act == "relu" ? sigprop::activation::relu : sigprop::activation::gelu;
-    sigprop::layer_sigmas<double> sg;
-    if (init == "sigma") {
-        sg = {sigma, sigma, sigma, sigma, sigma, sigma, sigma, sigma, sigma, sigma};
-    } else {
-        const double dd = std::sqrt(1.0 / s.d_model), df = std::sqrt(2.0 / (s.d_model + s.d_ff));
-        sg = {dd, dd, dd, dd, df, df, dd, dd, dd, dd};
+    try {
+        if (init == "sigma" || init == "xavier") {
+            sigprop::layer_sigmas<double> sg;
+            if (init == "sigma") {
+                sg = {sigma, sigma, sigma, sigma, sigma, sigma, sigma, sigma, sigma, sigma};
+            } else {
+                const double dd = std::sqrt(1.0 / s.d_model), df = std::sqrt(2.0 / (s.d_model + s.d_ff));
+                sg = {dd, dd, dd, dd, df, df, dd, dd, dd, dd};
+            }
+            s.sigmas.assign(std::size_t(s.layers), sg);
+        } else if (init == "bert") {
+            sigprop::apply_bert(s, sigma);
+        } else if (init == "gpt2") {
+            sigprop::apply_gpt2(s, sigma);
+        } else if (init == "deepnorm") {
+            sigprop::apply_deepnorm(s);
+        } else if (init == "tfixup") {
+            sigprop::apply_tfixup(s);
+        } else {
+            sigprop::apply_dslm(s, sigprop::dslm_options<double>{dslm_k});
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "model_mc: " << e.what() << "\n";
+        return 2;
     }
-    if (sigma_qk >= 0) sg.q = sg.k = sigma_qk;
-    s.sigmas.assign(std::size_t(s.layers), sg);
+    if (sigma_qk >= 0)
+        for (auto& w : s.sigmas) w.q = w.k = sigma_qk;
 
     sigprop::validation::model_measurement m;
     double seconds = 0;
