@@ -1,9 +1,20 @@
 // predict() for whole models: the goal is <= 100 us for a 1000-layer model with
 // weight-gradient norms. Encoder (bidirectional) and decoder (causal: O(seq_len) per
-// attention block, see docs/theory/models.md) are measured separately.
+// attention block, see docs/theory/models.md) are measured separately. Also: predict()
+// against one CPU Monte-Carlo run of the same small model, and a parallel sweep of 10^5
+// specs (a trainability map).
 #include <benchmark/benchmark.h>
 
+#include <cmath>
+#include <vector>
+
+#include <Eigen/Core>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "sigprop/models/predict.hpp"
+#include "sigprop/validation/models/transformer.hpp"
 
 namespace {
 
@@ -45,6 +56,92 @@ BENCHMARK(encoder_post)->Arg(1000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(encoder_pre_float)->Arg(1000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(decoder_pre)->Arg(1000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(encoder_decoder_pre)->Arg(1000)->Unit(benchmark::kMicrosecond);
+
+// predict() and one whole-model Monte-Carlo run (one sequence, one weight draw, forward and
+// backward with the weight gradients) of the same 12-layer model: d_model 64, d_ff 256,
+// 4 heads, L 32, Pre-LN, GeLU, dropout 0.1, double. bench-report.py prints their ratio.
+sigprop::transformer_spec<double> small_model() {
+    sigprop::transformer_spec<double> s;
+    s.layers = 12;
+    s.d_model = 64;
+    s.d_ff = 256;
+    s.heads = 4;
+    s.seq_len = 32;
+    s.p_hidden = 0.1;
+    s.p_attention = 0.1;
+    s.sigmas.assign(12, {0.125, 0.125, 0.125, 0.125, 0.125, 0.0625});
+    return s;
+}
+
+void predict_small(benchmark::State& state) {
+    auto s = small_model();
+    for (auto _ : state) {
+        s.input.var += 1e-7;
+        auto t = sigprop::predict(s);
+        benchmark::DoNotOptimize(t.points.data());
+    }
+}
+
+void model_mc_small(benchmark::State& state) {
+    namespace v = sigprop::validation;
+    const auto s = small_model();
+    v::transformer_mc m(s);
+    m.keep_weight_gradients = true;
+    Eigen::MatrixXd g(s.seq_len, s.d_model);
+    std::uint32_t run = 0;
+    for (auto _ : state) {
+        const v::stream_key masks{1, run, 3};
+        m.draw_weights(v::stream_key{1, run, 0});
+        const Eigen::MatrixXd x = m.sample_input(v::stream_key{1, run, 1}, masks);
+        m.forward(x, masks, [](int, const Eigen::MatrixXd& y) { benchmark::DoNotOptimize(y.data()); });
+        v::normal_sequence grng(v::stream_key{1, run, 2});
+        v::sample_gradient(g, s.output_gradient, grng);
+        m.backward(g, [](int, const Eigen::MatrixXd& y) { benchmark::DoNotOptimize(y.data()); });
+        ++run;
+    }
+}
+
+// A trainability map: 50 sigma_qk x 40 beta x 50 depths N = 4, 8, ..., 200 (10^5 specs) of
+// a Pre-LN encoder (d_model 512, d_ff 2048, 8 heads, L 256, dropout 0.1, GeLU) with
+// beta = 0.024, ..., 0.96, lambda^2 + beta^2 = 1, sigma_qk = 0.1, ..., 5, sigma_q = sigma_k = sigma_qk / sqrt(d_model) and the other weights
+// 1/sqrt(fan_in). Per spec it keeps the gradient growth from the last layer to the first
+// (input gradient variance / output gradient variance) and the final token correlation.
+// OpenMP across specs, on the runtime's default number of threads; items = specs.
+void sweep_sigma_qk_beta_depth(benchmark::State& state) {
+    constexpr int n_qk = 50, n_beta = 40, n_depth = 50, total = n_qk * n_beta * n_depth;
+    std::vector<double> growth(total), corr(total);
+    for (auto _ : state) {
+#pragma omp parallel for schedule(dynamic, 16)
+        for (int i = 0; i < total; ++i) {
+            const int iq = i % n_qk, ib = (i / n_qk) % n_beta, in = i / (n_qk * n_beta);
+            sigprop::transformer_spec<double> s;
+            s.layers = 4 * (in + 1);
+            s.d_model = 512;
+            s.d_ff = 2048;
+            s.heads = 8;
+            s.seq_len = 256;
+            s.p_hidden = 0.1;
+            s.p_attention = 0.1;
+            s.beta = 0.024 * (ib + 1);
+            s.lambda = std::sqrt(1 - s.beta * s.beta);
+            const double w = 1 / std::sqrt(512.0), qk = 0.1 * (iq + 1) * w;
+            s.sigmas.assign(std::size_t(s.layers), {qk, qk, w, w, w, w / 2});
+            const auto t = sigprop::predict(s);
+            growth[std::size_t(i)] = t.points.front().g.var / t.points.back().g.var;
+            corr[std::size_t(i)] = t.points.back().x.corr;
+        }
+        benchmark::DoNotOptimize(growth.data());
+        benchmark::DoNotOptimize(corr.data());
+    }
+    state.SetItemsProcessed(state.iterations() * total);
+#ifdef _OPENMP
+    state.counters["threads"] = omp_get_max_threads();
+#endif
+}
+
+BENCHMARK(predict_small)->Arg(12)->Unit(benchmark::kMicrosecond);
+BENCHMARK(model_mc_small)->Arg(12)->Unit(benchmark::kMicrosecond);
+BENCHMARK(sweep_sigma_qk_beta_depth)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

@@ -367,7 +367,7 @@ TEST_CASE_TEMPLATE("models: the cached LayerNorm equals the component", T, float
             const signal<T> x{T(0.5), T(2), T(r)};
             const gradient<T> g{T(3), T(0.4)};
             const T nu = detail::chi_mean_sq_ratio<T>(d - 1);
-            const auto e = detail::layer_norm_eval(d, nu, x);
+            const auto e = detail::layer_norm_eval(d, nu, detail::half_half_2f1_table<T>{}, x);
             const auto y = forward(layer_norm<T>{d}, x);
             const auto b = backward(layer_norm<T>{d}, x, g);
             const auto bc = detail::ln_backward(d, x, e, g);
@@ -376,4 +376,70 @@ TEST_CASE_TEMPLATE("models: the cached LayerNorm equals the component", T, float
             CHECK(bc.var == b.var);
             CHECK(bc.corr == b.corr);
         }
+}
+
+TEST_CASE_TEMPLATE("models: the tabulated LayerNorm series agrees with the component", T, float, double, long double) {
+    // half_half_2f1_table: the series of one width as polynomials in r^2, truncated by the
+    // power bound at r = 1; within a few ulps of the component's adaptive series.
+    const double tol = 16 * double(std::numeric_limits<T>::epsilon());
+    CHECK(detail::half_half_2f1_table_of<T>(41).terms == 0);  // c < 21: the recurrence's range
+    for (int d : {41, 64, 100, 1024, 4096}) {
+        const T nu = detail::chi_mean_sq_ratio<T>(d - 1);
+        const auto table = detail::half_half_2f1_table_of<T>(d + 1);
+        // long double at c = 21 needs more than max_terms: the caller's fallback covers it.
+        if (d >= 64) REQUIRE(table.terms > 0);
+        for (double r : {-0.999, -0.3, 0.0, 1e-3, 0.2, 0.7, 0.9, 0.99, 0.999999, 1.0}) {
+            CAPTURE(d);
+            CAPTURE(r);
+            const signal<T> x{T(0), T(2), T(r)};
+            const gradient<T> g{T(3), T(0.4)};
+            const auto e = detail::layer_norm_eval(d, nu, table, x);
+            const auto y = forward(layer_norm<T>{d}, x);
+            const auto b = backward(layer_norm<T>{d}, x, g);
+            const auto bc = detail::ln_backward(d, x, e, g);
+            CHECK(double(e.y.corr) == doctest::Approx(double(y.corr)).epsilon(tol));
+            CHECK(double(bc.corr) == doctest::Approx(double(b.corr)).epsilon(tol));
+        }
+    }
+}
+
+TEST_CASE_TEMPLATE("models: the shared activation evaluation equals the component", T, float, double, long double) {
+    for (double v : {1e-6, 0.3, 1.0, 7.0, 1e6})
+        for (double r : {-1.0, -0.4, 0.0, 0.5, 0.999, 1.0})
+            for (auto a : {activation::relu, activation::gelu}) {
+                CAPTURE(v);
+                CAPTURE(r);
+                const signal<T> x{T(0), T(v), T(r)};
+                const gradient<T> g{T(2), T(0.3)};
+                const auto e = detail::activation_eval(a, x);
+                const auto y = detail::activation_forward(a, x);
+                const auto b = detail::activation_backward(a, x, g);
+                const auto be = detail::activation_backward(a, x, e, g);
+                CHECK(e.y.mean == y.mean);
+                CHECK(e.y.var == y.var);
+                CHECK(e.y.corr == y.corr);
+                CHECK(be.var == b.var);
+                CHECK(be.corr == b.corr);
+            }
+}
+
+TEST_CASE("models: predict equals the composed components to rounding, double") {
+    // The evaluation strategy (tables, shared evaluations, fast paths) may change only the
+    // last bits: well-conditioned specs agree with the public components composed by hand
+    // to 1e-12 (the gradient correlation, a ratio of differences, to 1e-11).
+    for (auto arch : {architecture::encoder, architecture::decoder})
+        for (auto norm : {norm_placement::pre, norm_placement::post})
+            for (int d : {64, 1024}) {
+                CAPTURE(int(arch));
+                CAPTURE(int(norm));
+                CAPTURE(d);
+                auto s = small_spec<double>(arch, norm, activation::gelu);
+                s.d_model = d;
+                s.d_ff = 3 * d / 2;
+                if (norm == norm_placement::post) s.input.mean = 0;
+                compare_with_composition(s, gelu<double>{}, 1e-12);
+                s.act = activation::relu;
+                s.lambda = s.beta = 1;  // the weight-1 fast path of the residual sums
+                compare_with_composition(s, relu<double>{}, 1e-12);
+            }
 }

@@ -49,11 +49,12 @@ SIGPROP_HD W gelu_arccos(const W& r, const gelu_scale<W>& z) noexcept {
 // Paper Table 1: var = (q / (2 pi)) (pi - a - arccos(a) + 2 a sqrt((1 - a) / (1 + a))),
 // exact for zero mean (confirmed by quadrature, tests/components/gelu.test.cpp).
 // sqrt((1 - a) / (1 + a)) = 1 / sqrt(A (1 + a)) = 1 / sqrt(1 + 2q), formed without 1 + 2q.
+// arccos_a = gelu_arccos(1, z), which E[gelu'^2] needs too.
 template <class W>
-SIGPROP_HD W gelu_variance(const gelu_scale<W>& z) noexcept {
+SIGPROP_HD W gelu_variance(const gelu_scale<W>& z, const W& arccos_a) noexcept {
     using std::sqrt;
     const W pi = pi_v<W>();
-    const W bracket = pi - z.a - gelu_arccos(W(1), z) + W(2) * z.a / (sqrt(z.A) * sqrt(W(1) + z.a));
+    const W bracket = pi - z.a - arccos_a + W(2) * z.a / (sqrt(z.A) * sqrt(W(1) + z.a));
     return z.q / (W(2) * pi) * bracket;
 }
 
@@ -82,26 +83,25 @@ SIGPROP_HD W gelu_covariance(const gelu_scale<W>& z, const W& r) noexcept {
 // v = A (1 - (r a)^2) = (A (1 - |r|) + |r|) (1 + |r| a) >= 1 the fraction is
 // (2 + 1/v) / (sqrt(A) sqrt(v)) (docs/theory/gelu.md), which neither overflows nor divides
 // 0 by 0 when q is huge and |r| = 1.
+// arccos_ra = gelu_arccos(r, z).
 template <class W>
-SIGPROP_HD W gelu_slope_product(const gelu_scale<W>& z, const W& r) noexcept {
+SIGPROP_HD W gelu_slope_product(const gelu_scale<W>& z, const W& r, const W& arccos_ra) noexcept {
     using std::sqrt;
     const W pi = pi_v<W>();
     const W ar = r < W(0) ? -r : r;
     const W v = (z.A * (W(1) - ar) + ar) * (W(1) + ar * z.a);
     const W fraction = (W(2) + W(1) / v) / (sqrt(z.A) * sqrt(v));
-    return W(1) / W(2) + (r * z.a * fraction - gelu_arccos(r, z)) / (W(2) * pi);
+    return W(1) / W(2) + (r * z.a * fraction - arccos_ra) / (W(2) * pi);
 }
 
-// Forward, zero mean: mean = (s / sqrt(2 pi)) sqrt(a) (Stein: E[x Phi(x)] = q E[phi(x)]),
-// var and cov as above, corr = cov / var; as q -> 0 GeLU is x/2 near 0, so a vanishing
-// variance keeps the input correlation.
+/// GeLU's forward moments for the scale z of x, given gelu_arccos(1, z).
 template <class T>
-SIGPROP_HD signal<T> forward_impl(const gelu<T>&, const signal<T>& x) noexcept {
+SIGPROP_HD signal<T> gelu_forward(const gelu_scale<gaussian_work_t<T>>& z, const gaussian_work_t<T>& arccos_a,
+                                  const signal<T>& x) noexcept {
     using W = gaussian_work_t<T>;
     using std::sqrt;
     const W r = W(x.corr);
-    const gelu_scale<W> z = gelu_scale_of(W(x.var));
-    const W var = gelu_variance(z);
+    const W var = gelu_variance(z, arccos_a);
     signal<T> y;
     y.mean = T(sqrt(z.q) * sqrt(z.a) / sqrt(W(2) * pi_v<W>()));
     y.var = T(var);
@@ -111,15 +111,33 @@ SIGPROP_HD signal<T> forward_impl(const gelu<T>&, const signal<T>& x) noexcept {
     return y;
 }
 
+/// GeLU's backward from the slope products same = E[gelu'(x)^2] and cross = E[gelu'(a) gelu'(b)].
+template <class T>
+SIGPROP_HD gradient<T> gelu_backward(const gaussian_work_t<T>& same, const gaussian_work_t<T>& cross,
+                                     const gradient<T>& g) noexcept {
+    using W = gaussian_work_t<T>;
+    return {T(W(g.var) * same), T(clamp_corr(W(g.corr) * cross / same))};
+}
+
+// Forward, zero mean: mean = (s / sqrt(2 pi)) sqrt(a) (Stein: E[x Phi(x)] = q E[phi(x)]),
+// var and cov as above, corr = cov / var; as q -> 0 GeLU is x/2 near 0, so a vanishing
+// variance keeps the input correlation.
+template <class T>
+SIGPROP_HD signal<T> forward_impl(const gelu<T>&, const signal<T>& x) noexcept {
+    using W = gaussian_work_t<T>;
+    const gelu_scale<W> z = gelu_scale_of(W(x.var));
+    return gelu_forward(z, gelu_arccos(W(1), z), x);
+}
+
 // Backward: dL/dx = g gelu'(x) with g independent of x, so var = s2_g E[gelu'(x)^2] and
 // cov = r_g s2_g E[gelu'(a) gelu'(b)]; corr = r_g times their ratio.
 template <class T>
 SIGPROP_HD gradient<T> backward_impl(const gelu<T>&, const signal<T>& x, const gradient<T>& g) noexcept {
     using W = gaussian_work_t<T>;
     const gelu_scale<W> z = gelu_scale_of(W(x.var));
-    const W same = gelu_slope_product(z, W(1));
-    const W cross = gelu_slope_product(z, W(x.corr));
-    return {T(W(g.var) * same), T(clamp_corr(W(g.corr) * cross / same))};
+    const W r = W(x.corr);
+    return gelu_backward(gelu_slope_product(z, W(1), gelu_arccos(W(1), z)),
+                         gelu_slope_product(z, r, gelu_arccos(r, z)), g);
 }
 
 }  // namespace detail

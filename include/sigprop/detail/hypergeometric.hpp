@@ -123,6 +123,61 @@ SIGPROP_HD half_half_2f1_pair<T> half_half_2f1_recurrence(long long m, const T& 
     return {cur, below - cur};
 }
 
+/// The series of one fixed c = m/2 >= 21 as two polynomials in z, for callers that
+/// evaluate F_c at many z (a model evaluates every LayerNorm of one width at a new
+/// correlation): the coefficients u_k(1) and k u_k(1) / (c - 1) are formed once, and each
+/// evaluation is then two Horner chains without a division. The truncation is the
+/// series' power bound at z = 1, where the tail is largest: for z < 1 every dropped term
+/// shrinks by z^k, so the dropped part of F_c is at most eps F_c(1) <= 1.02 eps F_c(z)
+/// (F_c(z) >= 1, F_c(1) = Gamma(c) Gamma(c-1) / Gamma(c-1/2)^2 <= 1.02 for c >= 21), and
+/// that of the step at most eps z S(1) <= 1.2 eps S(z) (S(z) >= z u_1(1), S(1) <= 1.2 u_1(1)
+/// for c >= 21). Horner on positive coefficients and z >= 0 adds ~2 ulps per term; for
+/// d_model = 1024 (c = 512.5) the polynomials have 8 terms. terms = 0 means this c is not
+/// covered (c < 21, where half_half_2f1 switches to the recurrence near z = 1, or a
+/// series longer than max_terms) and the caller evaluates half_half_2f1 itself.
+template <class T>
+struct half_half_2f1_table {
+    static constexpr int max_terms = 64;
+    int terms{0};
+    T f[max_terms]{};     ///< u_k(1): F_c(z) = sum_k f[k] z^k
+    T step[max_terms]{};  ///< k u_k(1) / (c - 1): F_{c-1}(z) - F_c(z) = sum_k step[k] z^k
+};
+
+template <class T>
+half_half_2f1_table<T> half_half_2f1_table_of(long long m) noexcept {
+    half_half_2f1_table<T> t;
+    if (m < 42) return t;
+    const T c = T(m) / T(2), eps = std::numeric_limits<T>::epsilon();
+    const T inv_f = T(1) / (c - T(1.5)), inv_s = T(1) / (c - T(2.5));
+    T u = T(1), f = T(1), s = T(0);
+    t.f[0] = T(1);
+    for (int k = 1; k < t.max_terms; ++k) {
+        const T j = T(k);
+        u *= (j - T(0.5)) * (j - T(0.5)) / ((j - T(1) + c) * j);
+        f += u;
+        s += j * u;
+        t.f[k] = u;
+        t.step[k] = j * u / (c - T(1));
+        // half_half_2f1_series' power bounds on the tails at z = 1.
+        if (u * (j + T(0.5)) * inv_f <= eps * f && u * (j + T(1.5)) * (j + T(0.5)) * inv_s <= eps * s) {
+            t.terms = k + 1;
+            return t;
+        }
+    }
+    return t;
+}
+
+/// F_c(z) and F_{c-1}(z) - F_c(z) from a table with terms > 0, 0 <= z <= 1.
+template <class T>
+SIGPROP_HD half_half_2f1_pair<T> half_half_2f1(const half_half_2f1_table<T>& t, const T& z) noexcept {
+    T f = t.f[t.terms - 1], s = t.step[t.terms - 1];
+    for (int k = t.terms - 2; k >= 0; --k) {
+        f = f * z + t.f[k];
+        s = s * z + t.step[k];
+    }
+    return {f, s};
+}
+
 /// F_c(z) = 2F1(1/2, 1/2; c; z) and F_{c-1}(z) - F_c(z) for c = m/2, m >= 3, 0 <= z <= 1,
 /// w = 1 - z (pass it computed without cancellation, e.g. (1 - r)(1 + r) for z = r^2).
 template <class T>

@@ -68,7 +68,9 @@ gradient<T> scale_gradient(const T& a, const gradient<T>& g) noexcept {
 /// same 2F1(1/2, 1/2; d/2 + 1/2; r^2) and the same chi ratio nu_{d-1}; a model evaluates
 /// them once per LayerNorm instead of twice, and nu once per model (it depends on d only).
 /// The expressions are those of layer_norm_token_corr / layer_norm_grad_corr_factor
-/// (tested equal).
+/// (tested equal). `series` is the 2F1 of the model's width as polynomials in r^2
+/// (half_half_2f1_table, no division per evaluation); an empty table evaluates
+/// half_half_2f1 directly (d < 41).
 template <class T>
 struct ln_eval {
     signal<T> y;        ///< forward output moments
@@ -76,13 +78,13 @@ struct ln_eval {
 };
 
 template <class T>
-ln_eval<T> layer_norm_eval(int d, const T& nu, const signal<T>& x) noexcept {
+ln_eval<T> layer_norm_eval(int d, const T& nu, const half_half_2f1_table<T>& series, const signal<T>& x) noexcept {
     ln_eval<T> e;
     e.y = {T(0), T(1), x.corr};
     const T r = x.corr;
     if (r == T(1) || r == T(-1)) return e;
     const long long n = d - 1;
-    const auto f = half_half_2f1(n + 2, r * r, (T(1) - r) * (T(1) + r));
+    const auto f = series.terms > 0 ? half_half_2f1(series, r * r) : half_half_2f1(n + 2, r * r, (T(1) - r) * (T(1) + r));
     const T k = nu * f.value;
     e.y.corr = k < T(1) ? r * k : r;
     const T nn = T(n);
@@ -341,13 +343,45 @@ cross_gradients<T> cross_backward(int d_model, int heads, int Ld, int Ls, const 
 // ---------------------------------------------------------------------------------------
 // The layer recurrence.
 
+/// The FFN's activation evaluated once for both passes. GeLU's backward factors (the slope
+/// products of gelu.hpp) depend on the input moments only, and E[gelu'^2] shares
+/// gelu_arccos(1, z) with the forward variance, so both are formed here: one asin and
+/// square root fewer per layer, and work off the backward's dependency chain. Same
+/// expressions as forward_impl / backward_impl (tested equal).
+template <class T>
+struct act_eval {
+    signal<T> y;
+    gaussian_work_t<T> same{1}, cross{1};  ///< GeLU: E[gelu'(x)^2], E[gelu'(a) gelu'(b)]
+};
+
+template <class T>
+act_eval<T> activation_eval(activation a, const signal<T>& x) noexcept {
+    using W = gaussian_work_t<T>;
+    act_eval<T> e;
+    if (a == activation::relu) {
+        e.y = forward_impl(relu<T>{}, x);
+        return e;
+    }
+    const gelu_scale<W> z = gelu_scale_of(W(x.var));
+    const W arccos_a = gelu_arccos(W(1), z), r = W(x.corr);
+    e.y = gelu_forward(z, arccos_a, x);
+    e.same = gelu_slope_product(z, W(1), arccos_a);
+    e.cross = gelu_slope_product(z, r, gelu_arccos(r, z));
+    return e;
+}
+
+template <class T>
+gradient<T> activation_backward(activation a, const signal<T>& x, const act_eval<T>& e, const gradient<T>& g) noexcept {
+    return a == activation::relu ? backward_impl(relu<T>{}, x, g) : gelu_backward(e.same, e.cross, g);
+}
+
 /// Forward moments kept for the backward pass of one block.
 template <class T>
 struct block_cache {
     signal<T> in;     ///< stream entering the block
     signal<T> u;      ///< branch input (LN output for Pre-LN; the mean-folded stream for Post-LN attention)
     signal<T> mid;    ///< attention: concatenated head outputs (input of Wo); FFN: first linear output
-    signal<T> act;    ///< FFN: activation output (input of the second linear)
+    act_eval<T> act;  ///< FFN: the activation (its output is the second linear's input)
     signal<T> z;      ///< lambda x + beta F(x), the LayerNorm input in Post-LN
     ln_eval<T> ln;    ///< the block's LayerNorm (of `in` for Pre-LN, of `z` for Post-LN)
     self_scores<T> scores;  ///< self-attention blocks: the softmax statistics
@@ -368,6 +402,7 @@ struct stack_setup {
     bool cross;
     T lambda, beta;
     T nu;  ///< chi_mean_sq_ratio(d_model - 1), shared by every LayerNorm
+    half_half_2f1_table<T> ln_series{};  ///< the LayerNorms' 2F1 (half_half_2f1_table_of(d_model + 1))
 };
 
 template <class T>
@@ -394,7 +429,7 @@ signal<T> close_block(const transformer_spec<T>& s, const stack_setup<T>& st, bl
     const signal<T> fd = forward_impl(dropout<T>{s.p_hidden}, f);
     b.z = residual_sum(st.lambda, b.in, st.beta, fd);
     if (s.norm == norm_placement::pre) return b.z;
-    b.ln = layer_norm_eval(s.d_model, st.nu, b.z);
+    b.ln = layer_norm_eval(s.d_model, st.nu, st.ln_series, b.z);
     return b.ln.y;
 }
 
@@ -402,7 +437,7 @@ template <class T>
 signal<T> attention_block_forward(const transformer_spec<T>& s, const stack_setup<T>& st,
                                   const layer_sigmas<T>& w, block_cache<T>& b, const signal<T>& x) noexcept {
     b.in = x;
-    b.u = s.norm == norm_placement::pre ? (b.ln = layer_norm_eval(s.d_model, st.nu, x)).y : fold_mean(x);
+    b.u = s.norm == norm_placement::pre ? (b.ln = layer_norm_eval(s.d_model, st.nu, st.ln_series, x)).y : fold_mean(x);
     const auto m = self_attention_of(s, w, st);
     const auto h = head_of(m);
     b.scores = self_statistics(m, b.u);
@@ -415,7 +450,7 @@ template <class T>
 signal<T> cross_block_forward(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
                               block_cache<T>& b, const signal<T>& x, const signal<T>& enc) noexcept {
     b.in = x;
-    b.u = s.norm == norm_placement::pre ? (b.ln = layer_norm_eval(s.d_model, st.nu, x)).y : fold_mean(x);
+    b.u = s.norm == norm_placement::pre ? (b.ln = layer_norm_eval(s.d_model, st.nu, st.ln_series, x)).y : fold_mean(x);
     const int Ls = encoder_len(s);
     const auto sc = cross_statistics(s.d_model, Ls, b.u, enc, w.cross_q, w.cross_k);
     b.mid = cross_head_forward(s.d_model, Ls, s.p_attention, w.cross_v, enc, sc);
@@ -427,10 +462,10 @@ template <class T>
 signal<T> ffn_block_forward(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
                             block_cache<T>& b, const signal<T>& x) noexcept {
     b.in = x;
-    b.u = s.norm == norm_placement::pre ? (b.ln = layer_norm_eval(s.d_model, st.nu, x)).y : x;
+    b.u = s.norm == norm_placement::pre ? (b.ln = layer_norm_eval(s.d_model, st.nu, st.ln_series, x)).y : x;
     b.mid = forward_impl(linear<T>{s.d_model, s.d_ff, w.ffn1}, b.u);
-    b.act = activation_forward(s.act, b.mid);
-    const signal<T> f = forward_impl(linear<T>{s.d_ff, s.d_model, w.ffn2}, b.act);
+    b.act = activation_eval(s.act, b.mid);
+    const signal<T> f = forward_impl(linear<T>{s.d_ff, s.d_model, w.ffn2}, b.act.y);
     return close_block(s, st, b, f);
 }
 
@@ -499,9 +534,9 @@ gradient<T> ffn_block_backward(const transformer_spec<T>& s, const stack_setup<T
     gradient<T> g_z;
     const gradient<T> g2 = open_block_backward(s, st, b, g_out, g_z);
     const int d = s.d_model, f = s.d_ff;
-    wg.ffn2 = weight_grad_norm(f, d, st.L, b.act, g2);
-    const gradient<T> ga = backward_impl(linear<T>{f, d, w.ffn2}, b.act, g2);
-    const gradient<T> g1 = activation_backward(s.act, b.mid, ga);
+    wg.ffn2 = weight_grad_norm(f, d, st.L, b.act.y, g2);
+    const gradient<T> ga = backward_impl(linear<T>{f, d, w.ffn2}, b.act.y, g2);
+    const gradient<T> g1 = activation_backward(s.act, b.mid, b.act, ga);
     wg.ffn1 = weight_grad_norm(d, f, st.L, b.u, g1);
     const gradient<T> g_u = backward_impl(linear<T>{d, f, w.ffn1}, b.u, g1);
     return close_block_backward(s, st, b, g_z, g_u);
@@ -601,7 +636,14 @@ void validate(const transformer_spec<T>& s) {
              "{" + std::to_string(want) + "} (one entry per layer" +
                  (s.arch == architecture::encoder_decoder ? std::string(", 2 * layers for an encoder-decoder)")
                                                           : std::string(")")));
-    for (std::size_t i = 0; i < s.sigmas.size(); ++i) {
+    // One pass without branches first (a thousand-layer spec has ten thousand sigmas and
+    // predict() validates on every call); the loop that names the offender runs only when
+    // there is one.
+    bool sigmas_ok = true;
+    for (const layer_sigmas<T>& w : s.sigmas)
+        for (const T& v : {w.q, w.k, w.v, w.o, w.ffn1, w.ffn2, w.cross_q, w.cross_k, w.cross_v, w.cross_o})
+            sigmas_ok &= (v >= T(0)) & (v <= std::numeric_limits<T>::max());
+    for (std::size_t i = 0; !sigmas_ok && i < s.sigmas.size(); ++i) {
         const layer_sigmas<T>& w = s.sigmas[i];
         const T all[] = {w.q, w.k, w.v, w.o, w.ffn1, w.ffn2, w.cross_q, w.cross_k, w.cross_v, w.cross_o};
         static constexpr const char* names[] = {"q", "k", "v", "o", "ffn1", "ffn2",
@@ -647,15 +689,16 @@ trajectory<T> predict(const transformer_spec<T>& s) {
     tr.weight_grads.assign(std::size_t(expected_sigmas(s)), weight_grad_norms<T>{});
     const signal<T> x0 = input_moments(s);
     const T nu = chi_mean_sq_ratio<T>(s.d_model - 1);
+    const half_half_2f1_table<T> series = half_half_2f1_table_of<T>(s.d_model + 1);  // once per model
     std::vector<layer_cache<T>> enc_cache(static_cast<std::size_t>(N));
     signal<T> enc_before{}, enc_out{}, dec_before{};
     if (s.arch == architecture::decoder) {
-        const stack_setup<T> st{stack_kind::decoder, 0, s.seq_len, true, false, s.lambda, s.beta, nu};
+        const stack_setup<T> st{stack_kind::decoder, 0, s.seq_len, true, false, s.lambda, s.beta, nu, series};
         stack_forward(s, st, x0, static_cast<const signal<T>*>(nullptr), enc_cache, tr.points, dec_before);
         stack_backward(s, st, static_cast<const signal<T>*>(nullptr), enc_cache, tr.points, 0, dec_before,
                        s.output_gradient, tr.weight_grads, static_cast<gradient<T>*>(nullptr));
     } else {
-        const stack_setup<T> est{stack_kind::encoder, 0, encoder_len(s), false, false, s.lambda, s.beta, nu};
+        const stack_setup<T> est{stack_kind::encoder, 0, encoder_len(s), false, false, s.lambda, s.beta, nu, series};
         enc_out = stack_forward(s, est, x0, static_cast<const signal<T>*>(nullptr), enc_cache, tr.points,
                                 enc_before);
         enc_out = fold_mean(enc_out);  // cross-attention needs zero-mean keys and values
@@ -663,7 +706,7 @@ trajectory<T> predict(const transformer_spec<T>& s) {
         if (encdec) {
             const std::size_t dec_first = tr.points.size();
             const stack_setup<T> dst{stack_kind::decoder, N, s.seq_len, true, true,
-                                     s.decoder_lambda.value_or(s.lambda), s.decoder_beta.value_or(s.beta), nu};
+                                     s.decoder_lambda.value_or(s.lambda), s.decoder_beta.value_or(s.beta), nu, series};
             std::vector<layer_cache<T>> dec_cache(static_cast<std::size_t>(N));
             stack_forward(s, dst, x0, &enc_out, dec_cache, tr.points, dec_before);
             g_enc = gradient<T>{T(0), T(0)};
