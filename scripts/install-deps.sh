@@ -11,6 +11,7 @@ packages=(
     doctest-dev libbenchmark-dev       # tests and benchmarks
     nlohmann-json3-dev libcli11-dev    # the command-line tools
     python3                            # the command-line tests compare JSON outputs
+    gnuplot-nox                        # sigprop predict --plot (optional at run time)
 )
 
 missing=()

@@ -28,6 +28,7 @@
 #include "sigprop/validation/sweep/grid.hpp"
 #include "sigprop/validation/sweep/report.hpp"
 #include "sigprop/validation/sweep/run.hpp"
+#include "validate_command.hpp"
 
 namespace sv = sigprop::validation;
 using nlohmann::json;
@@ -237,7 +238,7 @@ int merge_main(const std::vector<std::string>& inputs, const std::string& json_o
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int sigprop::validation::validate_command(int argc, char** argv) {
     CLI::App app{"Monte-Carlo validation of sigprop's formulas against real random components", tool};
     std::string grid = "quick", component = "all", shard = "0/1", json_out;
     std::vector<std::string> where;
