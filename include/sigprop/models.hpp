@@ -6,3 +6,4 @@
 #include "sigprop/models/predict.hpp"
 #include "sigprop/models/schemes.hpp"
 #include "sigprop/models/asymptotics.hpp"
+#include "sigprop/models/resolved.hpp"
