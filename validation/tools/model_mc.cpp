@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,35 @@ agreement score(const std::vector<double>& pred, const std::vector<double>& meas
 
 nlohmann::json to_json(const measured& m) { return {{"value", m.value}, {"se", m.se}}; }
 
+measured measured_from(const nlohmann::json& j) { return {j.at("value").get<double>(), j.at("se").get<double>()}; }
+
+/// The measurement of an earlier --json run. Its spec must be the one given now (the
+/// sigmas are not stored, so the command line must repeat the run's options).
+sigprop::validation::model_measurement load_measurement(const std::string& path, const sigprop::transformer_spec<double>& s) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error("cannot read '" + path + "'");
+    const nlohmann::json j = nlohmann::json::parse(in);
+    const auto& sp = j.at("spec");
+    if (sp.at("layers").get<int>() != s.layers || sp.at("d_model").get<int>() != s.d_model ||
+        sp.at("d_ff").get<int>() != s.d_ff || sp.at("heads").get<int>() != s.heads || sp.at("seq_len").get<int>() != s.seq_len)
+        throw std::runtime_error("'" + path + "' was measured for another model (layers, d_model, d_ff, heads or seq_len differ)");
+    sigprop::validation::model_measurement m;
+    m.sequences = j.at("run").at("sequences").get<int>();
+    m.blocks = j.at("run").at("blocks").get<int>();
+    for (const auto& b : j.at("boundaries")) {
+        m.labels.push_back(b.at("label").get<std::string>());
+        const auto& x = b.at("x");
+        const auto& g = b.at("g");
+        m.forward.push_back({measured_from(x.at("mean")), measured_from(x.at("var")), measured_from(x.at("cov")),
+                             measured_from(x.at("corr"))});
+        m.backward.push_back({{}, measured_from(g.at("var")), measured_from(g.at("cov")), measured_from(g.at("corr"))});
+    }
+    for (const auto& w : j.at("weights"))
+        m.weights.push_back({measured_from(w.at("q")), measured_from(w.at("k")), measured_from(w.at("v")),
+                             measured_from(w.at("o")), measured_from(w.at("ffn1")), measured_from(w.at("ffn2"))});
+    return m;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,6 +139,10 @@ int main(int argc, char** argv) {
     app.add_option("--threads", o.threads, "0 = OpenMP default")->capture_default_str();
     app.add_option("--csv", csv, "write the boundary and layer tables here (.csv; layers go to <name>.layers.csv)");
     app.add_option("--json", json, "write everything as JSON here");
+    std::string replay;
+    app.add_option("--replay", replay,
+                   "score the measurement stored by an earlier --json run of the same model against this "
+                   "build's predict() instead of simulating again");
     CLI11_PARSE(app, argc, argv);
 
     s.norm = norm == "pre" ? sigprop::norm_placement::pre : sigprop::norm_placement::post;
@@ -146,7 +180,7 @@ int main(int argc, char** argv) {
     double seconds = 0;
     try {
         const auto t0 = std::chrono::steady_clock::now();
-        m = sigprop::validation::measure_model(s, o);
+        m = replay.empty() ? sigprop::validation::measure_model(s, o) : load_measurement(replay, s);
         seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     } catch (const std::exception& e) {
         std::cerr << "model_mc: " << e.what() << "\n";
