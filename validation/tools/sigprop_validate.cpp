@@ -3,6 +3,7 @@
 //
 //   sigprop-validate [--grid quick|paper|FILE.json] [--component NAME|all] [--seed N]
 //                    [--shard i/n] [--json OUT.json] [--threads N] [--quiet]
+//                    [--backend cpu|cuda [--tf32]]
 //   sigprop-validate merge SHARD.json... [--json OUT.json]
 //
 // Bad input (unknown grid or component, malformed JSON, impossible parameters) exits with
@@ -28,6 +29,7 @@
 #include "sigprop/validation/sweep/grid.hpp"
 #include "sigprop/validation/sweep/report.hpp"
 #include "sigprop/validation/sweep/run.hpp"
+#include "sigprop/validation/sweep/run_gpu.hpp"
 #include "validate_command.hpp"
 
 namespace sv = sigprop::validation;
@@ -153,13 +155,14 @@ json document(const std::string& grid, const sv::sweep_options& o, std::size_t t
 }
 
 int run_main(const std::string& grid, const std::string& component, const sv::sweep_options& o,
-             const std::string& json_out, bool quiet) {
+             const std::string& json_out, bool quiet, const std::string& backend, sv::gpu::options gpu) {
     const sv::grid_set set = sv::restrict_to(load_grids(grid), component);
     const auto pts = sv::plan(set, o);
     if (pts.empty()) throw sv::sweep_error("no point of grid '" + set.name + "' passes the filters");
     progress_bar bar(!quiet);
     const auto t0 = std::chrono::steady_clock::now();
-    const auto records = sv::run_sweep(pts, o, std::ref(bar));
+    const auto records =
+        backend == "cuda" ? sv::run_sweep_gpu(pts, o, gpu, std::ref(bar)) : sv::run_sweep(pts, o, std::ref(bar));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::string filters;
     for (const auto& [name, values] : o.where) {
@@ -245,6 +248,8 @@ int sigprop::validation::validate_command(int argc, char** argv) {
     sv::sweep_options o;
     int threads = 0;
     bool quiet = false;
+    std::string backend = "cpu";
+    sv::gpu::options gpu;
     app.add_option("--grid", grid, "quick, paper, or a JSON grid file (*.json)");
     app.add_option("--component", component, "one component (linear, relu, ...) or all");
     app.add_option("--seed", o.seed, "seed of every random stream");
@@ -253,6 +258,9 @@ int sigprop::validation::validate_command(int argc, char** argv) {
     app.add_option("--json", json_out, "write every point (parameters, predictions, measurement, errors) here");
     app.add_option("--threads", threads, "OpenMP threads (default: all cores)")->check(CLI::NonNegativeNumber);
     app.add_flag("--quiet", quiet, "no progress bar");
+    app.add_option("--backend", backend, "cpu (Eigen, OpenMP) or cuda (cuBLAS, Thrust; not softmax, layer_norm)")
+        ->check(CLI::IsMember({"cpu", "cuda"}));
+    app.add_flag("--tf32", gpu.tf32, "cuda backend: TF32 tensor-core GEMMs (faster, less accurate; docs/GPU.md)");
     auto* merge = app.add_subcommand("merge", "join the JSON results of all shards into one report");
     std::vector<std::string> inputs;
     std::string merge_out;
@@ -272,7 +280,7 @@ int sigprop::validation::validate_command(int argc, char** argv) {
         if (*merge) return merge_main(inputs, merge_out);
         parse_shard(shard, o);
         for (const auto& w : where) parse_where(w, o);
-        return run_main(grid, component, o, json_out, quiet);
+        return run_main(grid, component, o, json_out, quiet, backend, gpu);
     } catch (const sv::sweep_error& e) {
         std::fprintf(stderr, "%s: error: %s\n", tool, e.what());
         return 2;

@@ -59,6 +59,17 @@ public:
         t += x.rowwise().sum();
     }
 
+    /// Adds precomputed sums of `columns` columns to block `block`: x2 = sum of squares,
+    /// s2 = sum over columns of the squared column sum, t[i] = sum over columns of row i.
+    /// The batched backends (batched/) reduce on the device and hand over only these.
+    void add_sums(int block, double columns, double x2, double s2, const double* t) {
+        auto& b = stats_.at(std::size_t(block));
+        b.n += columns;
+        b.x2 += x2;
+        b.s2 += s2;
+        for (int i = 0; i < L_; ++i) b.t[std::size_t(i)] += t[i];
+    }
+
     /// Merges another accumulator of the same shape (e.g. from another thread).
     void merge(const moment_accumulator& o) {
         if (o.L_ != L_ || o.blocks_ != blocks_)

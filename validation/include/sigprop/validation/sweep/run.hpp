@@ -97,6 +97,27 @@ inline std::vector<point_record> predict_all(const std::vector<planned_point>& p
     return out;
 }
 
+/// The run options of a planned point: its streams are keyed by its global index.
+inline run_options run_options_for(const planned_point& pt, const sweep_options& o) {
+    run_options ro;
+    ro.seed = o.seed;
+    ro.experiment = static_cast<std::uint32_t>(pt.index);
+    ro.sequences = pt.grid->sequences;
+    ro.blocks = std::min(o.max_blocks, ro.sequences);
+    return ro;
+}
+
+/// Writes a measurement into its record.
+inline void store(point_record& r, const measurement& m) {
+    const auto values = [](const measured_moments& y, const measured_moments& g) {
+        return quantities{y.mean.value, y.var.value, g.var.value, y.cov.value, g.cov.value};
+    };
+    r.measured = values(m.y, m.g);
+    r.se = {m.y.mean.se, m.y.var.se, m.g.var.se, m.y.cov.se, m.g.cov.se};
+    r.half_a = values(m.y_halves[0], m.g_halves[0]);
+    r.half_b = values(m.y_halves[1], m.g_halves[1]);
+}
+
 /// Runs the planned points; `progress(done, total)` is called after each point (from any
 /// thread, serialised by the caller's own lock if it needs one).
 inline std::vector<point_record> run_sweep(const std::vector<planned_point>& pts,
@@ -110,19 +131,8 @@ inline std::vector<point_record> run_sweep(const std::vector<planned_point>& pts
         const auto& pt = pts[std::size_t(i)];
         point_record& r = records[std::size_t(i)];
         const driver& d = find_driver(r.component);
-        run_options ro;
-        ro.seed = o.seed;
-        ro.experiment = static_cast<std::uint32_t>(pt.index);
-        ro.sequences = pt.grid->sequences;
-        ro.blocks = std::min(o.max_blocks, ro.sequences);
-        const measurement m = d.measure(pt.p, ro);
-        const auto values = [](const measured_moments& y, const measured_moments& g) {
-            return quantities{y.mean.value, y.var.value, g.var.value, y.cov.value, g.cov.value};
-        };
-        r.measured = values(m.y, m.g);
-        r.se = {m.y.mean.se, m.y.var.se, m.g.var.se, m.y.cov.se, m.g.cov.se};
-        r.half_a = values(m.y_halves[0], m.g_halves[0]);
-        r.half_b = values(m.y_halves[1], m.g_halves[1]);
+        const run_options ro = run_options_for(pt, o);
+        store(r, d.measure(pt.p, ro));
         const std::size_t k = ++done;
         if (progress) progress(k, pts.size());
     }
