@@ -7,6 +7,9 @@
 //
 //   model_mc --layers 12 --d-model 64 --d-ff 256 --heads 4 --seq-len 32 --norm pre
 //            --arch encoder --init xavier --sequences 64 --threads 2 --csv out.csv
+//
+// Weight-gradient rows: one per spec.sigmas entry (an encoder-decoder: the N encoder layers,
+// then the N decoder layers, with the cross-attention columns).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -104,7 +107,7 @@ int main(int argc, char** argv) {
     s.heads = 4;
     s.seq_len = 32;
     std::string norm = "pre", arch = "encoder", act = "gelu", init = "xavier", csv, json;
-    double sigma = 0.02, sigma_qk = -1;
+    double sigma = 0.02, sigma_qk = -1, decoder_lambda = NAN, decoder_beta = NAN;
     sigprop::validation::model_run_options o;
     o.sequences = 32;
     app.add_option("--layers", s.layers, "N")->capture_default_str();
@@ -112,14 +115,20 @@ int main(int argc, char** argv) {
     app.add_option("--d-ff", s.d_ff)->capture_default_str();
     app.add_option("--heads", s.heads)->capture_default_str();
     app.add_option("--seq-len", s.seq_len)->capture_default_str();
-    app.add_option("--norm", norm, "pre|post")->check(CLI::IsMember({"pre", "post"}))->capture_default_str();
-    app.add_option("--arch", arch, "encoder|decoder")->check(CLI::IsMember({"encoder", "decoder"}))->capture_default_str();
+    app.add_option("--norm", norm, "pre|post|none")->check(CLI::IsMember({"pre", "post", "none"}))->capture_default_str();
+    app.add_option("--arch", arch, "encoder|decoder|encoder_decoder")
+        ->check(CLI::IsMember({"encoder", "decoder", "encoder_decoder"}))
+        ->capture_default_str();
+    app.add_option("--source-len", s.source_len, "encoder length of an encoder_decoder (0 = --seq-len)")
+        ->capture_default_str();
+    app.add_option("--decoder-lambda", decoder_lambda, "encoder_decoder: the decoder's lambda (default --lambda)");
+    app.add_option("--decoder-beta", decoder_beta, "encoder_decoder: the decoder's beta (default --beta)");
     app.add_option("--act", act, "relu|gelu")->check(CLI::IsMember({"relu", "gelu"}))->capture_default_str();
     app.add_flag("--final-norm", s.final_norm, "LayerNorm after the last layer");
     app.add_option("--init", init,
                    "sigma: every weight N(0, sigma^2); xavier: q, k, v, o sigma^2 = 1/d, FFN 2 / (d + d_ff); "
                    "bert, gpt2, deepnorm, tfixup, dslm: the scheme of models/schemes.hpp, which also sets "
-                   "lambda and beta (--lambda and --beta are then ignored)")
+                   "lambda and beta (--lambda and --beta are then ignored; tfixup implies --norm none)")
         ->check(CLI::IsMember({"sigma", "xavier", "bert", "gpt2", "deepnorm", "tfixup", "dslm"}))
         ->capture_default_str();
     double dslm_k = 1;
@@ -145,8 +154,14 @@ int main(int argc, char** argv) {
                    "build's predict() instead of simulating again");
     CLI11_PARSE(app, argc, argv);
 
-    s.norm = norm == "pre" ? sigprop::norm_placement::pre : sigprop::norm_placement::post;
-    s.arch = arch == "decoder" ? sigprop::architecture::decoder : sigprop::architecture::encoder;
+    s.norm = norm == "pre" ? sigprop::norm_placement::pre
+             : norm == "post" ? sigprop::norm_placement::post
+                              : sigprop::norm_placement::none;
+    s.arch = arch == "decoder"   ? sigprop::architecture::decoder
+             : arch == "encoder" ? sigprop::architecture::encoder
+                                 : sigprop::architecture::encoder_decoder;
+    if (!std::isnan(decoder_lambda)) s.decoder_lambda = decoder_lambda;
+    if (!std::isnan(decoder_beta)) s.decoder_beta = decoder_beta;
     s.act = act == "relu" ? sigprop::activation::relu : sigprop::activation::gelu;
     try {
         if (init == "sigma" || init == "xavier") {
@@ -157,7 +172,7 @@ int main(int argc, char** argv) {
                 const double dd = std::sqrt(1.0 / s.d_model), df = std::sqrt(2.0 / (s.d_model + s.d_ff));
                 sg = {dd, dd, dd, dd, df, df, dd, dd, dd, dd};
             }
-            s.sigmas.assign(std::size_t(s.layers), sg);
+            s.sigmas.assign(std::size_t(s.arch == sigprop::architecture::encoder_decoder ? 2 * s.layers : s.layers), sg);
         } else if (init == "bert") {
             sigprop::apply_bert(s, sigma);
         } else if (init == "gpt2") {
@@ -173,8 +188,10 @@ int main(int argc, char** argv) {
         std::cerr << "model_mc: " << e.what() << "\n";
         return 2;
     }
+    if (init == "tfixup") norm = "none";
     if (sigma_qk >= 0)
-        for (auto& w : s.sigmas) w.q = w.k = sigma_qk;
+        for (auto& w : s.sigmas) w.q = w.k = w.cross_q = w.cross_k = sigma_qk;
+    const std::size_t W = s.sigmas.size();  // weight-norm rows (2 * layers for an encoder-decoder)
 
     sigprop::validation::model_measurement m;
     double seconds = 0;
@@ -190,11 +207,13 @@ int main(int argc, char** argv) {
 
     // Predictions (NaN if predict() does not describe the same boundaries).
     std::vector<double> px_var(B, NAN), px_corr(B, NAN), pg_var(B, NAN), pg_corr(B, NAN);
-    std::vector<std::array<double, 6>> pw(std::size_t(s.layers), {NAN, NAN, NAN, NAN, NAN, NAN});
+    constexpr int NF = 10;
+    std::vector<std::array<double, NF>> pw(W);
+    for (auto& row : pw) row.fill(NAN);
     bool have_pred = false;
     {
         const sigprop::trajectory<double> t = sigprop::predict(s);
-        if (t.points.size() == B && t.weight_grads.size() == std::size_t(s.layers)) {
+        if (t.points.size() == B && t.weight_grads.size() == W) {
             have_pred = true;
             for (std::size_t i = 0; i < B; ++i) {
                 px_var[i] = t.points[i].x.var;
@@ -202,9 +221,9 @@ int main(int argc, char** argv) {
                 pg_var[i] = t.points[i].g.var;
                 pg_corr[i] = t.points[i].g.corr;
             }
-            for (int l = 0; l < s.layers; ++l) {
-                const auto& w = t.weight_grads[std::size_t(l)];
-                pw[std::size_t(l)] = {w.q, w.k, w.v, w.o, w.ffn1, w.ffn2};
+            for (std::size_t l = 0; l < W; ++l) {
+                const auto& w = t.weight_grads[l];
+                pw[l] = {w.q, w.k, w.v, w.o, w.ffn1, w.ffn2, w.cross_q, w.cross_k, w.cross_v, w.cross_o};
             }
         } else {
             std::cerr << "model_mc: predict() returned " << t.points.size() << " points for " << B
@@ -227,22 +246,25 @@ int main(int argc, char** argv) {
         if (have_pred) std::printf("   %10.5g %8.4f %10.5g %8.4f", px_var[i], px_corr[i], pg_var[i], pg_corr[i]);
         std::printf("\n");
     }
-    static const char* names[6] = {"q", "k", "v", "o", "ffn1", "ffn2"};
+    static const char* names[NF] = {"q", "k", "v", "o", "ffn1", "ffn2", "cross_q", "cross_k", "cross_v", "cross_o"};
+    // Cross-attention columns only for an encoder-decoder.
+    const int nf = s.arch == sigprop::architecture::encoder_decoder ? NF : 6;
     std::printf("%-6s", "layer");
-    for (const char* n : names) std::printf(" %24s", (std::string("|dW_") + n + "|^2").c_str());
+    for (int j = 0; j < nf; ++j) std::printf(" %24s", (std::string("|dW_") + names[j] + "|^2").c_str());
     std::printf("\n");
     auto wget = [&](int l, int j) -> const measured& {
         const auto& w = m.weights[std::size_t(l)];
-        const measured* p[6] = {&w.q, &w.k, &w.v, &w.o, &w.ffn1, &w.ffn2};
+        const measured* p[NF] = {&w.q, &w.k, &w.v, &w.o, &w.ffn1, &w.ffn2,
+                                 &w.cross_q, &w.cross_k, &w.cross_v, &w.cross_o};
         return *p[j];
     };
-    for (int l = 0; l < s.layers; ++l) {
+    for (int l = 0; l < int(W); ++l) {
         std::printf("%-6d", l + 1);
-        for (int j = 0; j < 6; ++j) std::printf(" %12.5g +- %8.2g", wget(l, j).value, wget(l, j).se);
+        for (int j = 0; j < nf; ++j) std::printf(" %12.5g +- %8.2g", wget(l, j).value, wget(l, j).se);
         std::printf("\n");
         if (have_pred) {
             std::printf("%-6s", " pred");
-            for (int j = 0; j < 6; ++j) std::printf(" %24.5g", pw[std::size_t(l)][std::size_t(j)]);
+            for (int j = 0; j < nf; ++j) std::printf(" %24.5g", pw[std::size_t(l)][std::size_t(j)]);
             std::printf("\n");
         }
     }
@@ -270,9 +292,9 @@ int main(int argc, char** argv) {
         report("x_corr", px_corr, mxc);
         report("g_var", pg_var, mg);
         report("g_corr", pg_corr, mgc);
-        for (int j = 0; j < 6; ++j) {
+        for (int j = 0; j < nf; ++j) {
             std::vector<double> p, q;
-            for (int l = 0; l < s.layers; ++l) {
+            for (int l = 0; l < int(W); ++l) {
                 p.push_back(pw[std::size_t(l)][std::size_t(j)]);
                 q.push_back(wget(l, j).value);
             }
@@ -298,18 +320,18 @@ int main(int argc, char** argv) {
         std::ofstream w(csv + ".layers.csv");
         w.precision(10);
         w << "layer";
-        for (const char* n : names) w << ',' << n << ',' << n << "_se,pred_" << n;
+        for (int q = 0; q < nf; ++q) w << ',' << names[q] << ',' << names[q] << "_se,pred_" << names[q];
         w << '\n';
-        for (int l = 0; l < s.layers; ++l) {
+        for (int l = 0; l < int(W); ++l) {
             w << l + 1;
-            for (int j = 0; j < 6; ++j) w << ',' << wget(l, j).value << ',' << wget(l, j).se << ',' << pw[std::size_t(l)][std::size_t(j)];
+            for (int j = 0; j < nf; ++j) w << ',' << wget(l, j).value << ',' << wget(l, j).se << ',' << pw[std::size_t(l)][std::size_t(j)];
             w << '\n';
         }
     }
     if (!json.empty()) {
         nlohmann::json j;
         j["spec"] = {{"layers", s.layers}, {"d_model", s.d_model}, {"d_ff", s.d_ff}, {"heads", s.heads},
-                     {"seq_len", s.seq_len}, {"norm", norm}, {"arch", arch}, {"act", act}, {"init", init},
+                     {"seq_len", s.seq_len}, {"source_len", s.source_len}, {"norm", norm}, {"arch", arch}, {"act", act}, {"init", init},
                      {"sigma", sigma}, {"sigma_qk", sigma_qk}, {"lambda", s.lambda}, {"beta", s.beta},
                      {"p_hidden", s.p_hidden}, {"p_attention", s.p_attention}, {"final_norm", s.final_norm}};
         j["run"] = {{"sequences", m.sequences}, {"blocks", m.blocks}, {"per_draw", o.sequences_per_draw},
@@ -323,9 +345,9 @@ int main(int argc, char** argv) {
             if (have_pred) b["pred"] = {{"x_var", px_var[i]}, {"x_corr", px_corr[i]}, {"g_var", pg_var[i]}, {"g_corr", pg_corr[i]}};
             j["boundaries"].push_back(b);
         }
-        for (int l = 0; l < s.layers; ++l) {
+        for (int l = 0; l < int(W); ++l) {
             nlohmann::json w;
-            for (int q = 0; q < 6; ++q) {
+            for (int q = 0; q < nf; ++q) {
                 w[names[q]] = to_json(wget(l, q));
                 if (have_pred) w[std::string("pred_") + names[q]] = pw[std::size_t(l)][std::size_t(q)];
             }

@@ -3,10 +3,12 @@
 // input. (The tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) is a
 // different function and is not what this component models.)
 #include <cmath>
+#include <limits>
 
 #include "sigprop/core/errors.hpp"
 #include "sigprop/core/form.hpp"
 #include "sigprop/core/moments.hpp"
+#include "sigprop/components/relu.hpp"
 #include "sigprop/detail/gaussian.hpp"
 
 namespace sigprop {
@@ -100,6 +102,10 @@ SIGPROP_HD signal<T> gelu_forward(const gelu_scale<gaussian_work_t<T>>& z, const
                                   const signal<T>& x) noexcept {
     using W = gaussian_work_t<T>;
     using std::sqrt;
+    // An overflowed input (reachable in models without LayerNorm): GeLU(x) = x Phi(x) tends
+    // to ReLU as the scale grows, and the scale-free ReLU formulas give +inf, not the NaN of
+    // inf/inf in the GeLU series.
+    if (!(x.var <= std::numeric_limits<T>::max())) return forward_impl(relu<T>{}, x);
     const W r = W(x.corr);
     const W var = gelu_variance(z, arccos_a);
     signal<T> y;
@@ -134,6 +140,7 @@ SIGPROP_HD signal<T> forward_impl(const gelu<T>&, const signal<T>& x) noexcept {
 template <class T>
 SIGPROP_HD gradient<T> backward_impl(const gelu<T>&, const signal<T>& x, const gradient<T>& g) noexcept {
     using W = gaussian_work_t<T>;
+    if (!(x.var <= std::numeric_limits<T>::max())) return backward_impl(relu<T>{}, x, g);  // as the forward
     const gelu_scale<W> z = gelu_scale_of(W(x.var));
     const W r = W(x.corr);
     return gelu_backward(gelu_slope_product(z, W(1), gelu_arccos(W(1), z)),

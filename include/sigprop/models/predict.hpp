@@ -422,13 +422,13 @@ gradient<T> activation_backward(activation a, const signal<T>& x, const gradient
 }
 
 /// The end of a block: hidden dropout on the branch output f, the residual sum, and for
-/// Post-LN the LayerNorm. Returns the new stream.
+/// Post-LN the LayerNorm (Pre-LN and no-LN blocks end at the sum). Returns the new stream.
 template <class T>
 signal<T> close_block(const transformer_spec<T>& s, const stack_setup<T>& st, block_cache<T>& b,
                       const signal<T>& f) noexcept {
     const signal<T> fd = forward_impl(dropout<T>{s.p_hidden}, f);
     b.z = residual_sum(st.lambda, b.in, st.beta, fd);
-    if (s.norm == norm_placement::pre) return b.z;
+    if (s.norm != norm_placement::post) return b.z;
     b.ln = layer_norm_eval(s.d_model, st.nu, st.ln_series, b.z);
     return b.ln.y;
 }
@@ -474,7 +474,7 @@ signal<T> ffn_block_forward(const transformer_spec<T>& s, const stack_setup<T>& 
 template <class T>
 gradient<T> open_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st,
                                 const block_cache<T>& b, const gradient<T>& g_out, gradient<T>& g_z) noexcept {
-    g_z = s.norm == norm_placement::pre ? g_out : ln_backward(s.d_model, b.z, b.ln, g_out);
+    g_z = s.norm != norm_placement::post ? g_out : ln_backward(s.d_model, b.z, b.ln, g_out);
     return backward_impl(dropout<T>{s.p_hidden}, b.z, scale_gradient(st.beta, g_z));
 }
 
@@ -613,6 +613,11 @@ void validate(const transformer_spec<T>& s) {
     using namespace detail;
     const char* n = spec_name;
     require_size(n, "layers", s.layers);
+    // The enums: a value cast from an integer outside the enumerators is rejected.
+    if (unsigned(s.norm) > unsigned(norm_placement::none)) fail(n, "norm", unsigned(s.norm), "{pre = 0, post = 1, none = 2}");
+    if (unsigned(s.act) > unsigned(activation::gelu)) fail(n, "act", unsigned(s.act), "{relu = 0, gelu = 1}");
+    if (unsigned(s.arch) > unsigned(architecture::encoder_decoder))
+        fail(n, "arch", unsigned(s.arch), "{encoder = 0, decoder = 1, encoder_decoder = 2}");
     // d >= 4: the LayerNorm's gradient variance (d-2)/(d-3) needs it.
     require_size(n, "d_model", s.d_model, 4);
     require_size(n, "heads", s.heads);

@@ -4,6 +4,8 @@
 // has a target output variance. Sources and mapping onto the spec: docs/theory/models.md.
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -162,13 +164,21 @@ void apply_deepnorm(transformer_spec<T>& s) {
 
 // ----------------------------------------------------------------------------------------
 // T-Fixup (Huang, Perez, Ba, Volkovs 2020, "Improving Transformer Optimization Through
-// Better Initialization", Section 3.2). Implemented: its weight scaling only - Xavier
-// (fan_avg) for every matrix, then v, o, ffn1, ffn2 (and cross_v, cross_o) multiplied by
-// 0.67 N^(-1/4) in the encoder and (9N)^(-1/4) in the decoder; embedding tables (when the
-// spec has an embedding) N(0, d^(-1/2)) times the same factor (the encoder's for an
-// encoder or encoder-decoder, the decoder's for a decoder-only model). lambda = beta = 1.
-// Not expressible in the spec: T-Fixup also removes every LayerNorm (and warmup);
-// norm_placement has no `none`, so `norm` is left as the caller set it.
+// Better Initialization", Section 3.2, and its official code layer6ai-labs/T-Fixup,
+// fairseq/modules/transformer_layer.py and fairseq/models/transformer.py):
+//   1. Xavier for every matrix (fairseq: xavier_uniform_; v_proj has gain 1/sqrt(2) there,
+//      undone by the code's extra sqrt(2), so Xavier gain 1 for all), embeddings Gaussian
+//      with variance d^(-1/2) (the paper's N(0, d^(-1/2)));
+//   2. decoder: v, o (self and cross) and both FFN matrices times (9M)^(-1/4); the input
+//      embeddings of the encoder and of the decoder times (9N)^(-1/4) and (9M)^(-1/4)
+//      (the code scales the encoder's table by (9 * encoder_layers)^(-1/4));
+//   3. encoder: v, o and both FFN matrices times 0.67 N^(-1/4);
+//   4. no LayerNorm anywhere (the code's --dont-use-layernorm also drops the final one) and
+//      no learning-rate warmup (a training matter, not modelled).
+// N = M = layers here. lambda = beta = 1. The official run also multiplies the embedding
+// by sqrt(d) (fairseq's embed_scale) on a table of standard deviation d^(-1/2); that gives
+// unit-variance embeddings before the (9N)^(-1/4) factor, which a caller can set on the
+// tables instead.
 template <class T>
 void apply_tfixup(transformer_spec<T>& s) {
     using std::pow;
@@ -184,23 +194,34 @@ void apply_tfixup(transformer_spec<T>& s) {
     for (int l = 0; l < s.layers; ++l) scale(s.sigmas[std::size_t(l)], dec_only ? dec : enc);
     if (s.arch == architecture::encoder_decoder)
         for (int l = 0; l < s.layers; ++l) scale(s.sigmas[std::size_t(s.layers + l)], dec);
+    // One embedding feeds both stacks here (spec.embed), and both tables get (9N)^(-1/4).
     if (s.embed)
-        for (auto& t : s.embed->tables) t.sigma = pow(T(s.d_model), T(-0.25)) * (dec_only ? dec : enc);
+        for (auto& t : s.embed->tables) t.sigma = pow(T(s.d_model), T(-0.25)) * dec;
+    s.norm = norm_placement::none;
+    s.final_norm = false;
 }
 
 // ----------------------------------------------------------------------------------------
 // The init solver.
 
 /// Per-branch targets. `forward`: the variance of every branch's output after its hidden
-/// dropout (what the residual sum adds, before beta).
+/// dropout (what the residual sum adds, before beta). `backward` (optional): every branch's
+/// backward gain in the model, as branch_gains defines it.
 template <class T>
 struct init_targets {
     T forward{1};
+    std::optional<T> backward{};
 };
 
-/// What the solver achieved, per layer, as predicted: each branch's output variance and
-/// its backward gain (gradient variance at the branch input over that at its output,
-/// before the residual's beta), so that a caller can see the backward side too.
+/// What the solver achieved, per layer, as predicted. `*_forward`: the branch's output
+/// variance. `*_backward`: the branch's backward gain in the model - the gradient variance
+/// the branch path delivers to the stream at the block's input (through the Pre-LN
+/// LayerNorm when there is one) over the gradient variance at the branch's output (the
+/// residual sum's gradient, before beta), for the gradient moments predict has there
+/// (correlation included). With Pre-LN (or no LN), lambda^2 + beta^2 = 1 and unit forward
+/// and backward targets, the stream's variance and its gradient's variance are then the
+/// same at every residual boundary (the encoder of an encoder-decoder: its gradient comes
+/// from the cross-attention, so only the ratio between its boundaries is kept).
 template <class T>
 struct branch_gains {
     T attention_forward{0}, attention_backward{0};
@@ -212,52 +233,36 @@ namespace detail {
 
 template <class T>
 signal<T> attention_branch(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
-                           const signal<T>& x, T& back) noexcept {
-    block_cache<T> b;
-    b.in = x;
-    b.u = s.norm == norm_placement::pre ? forward_impl(layer_norm<T>{s.d_model}, x) : fold_mean(x);
+                           const signal<T>& x) noexcept {
+    const signal<T> u = s.norm == norm_placement::pre ? forward_impl(layer_norm<T>{s.d_model}, x) : fold_mean(x);
     const auto m = self_attention_of(s, w, st);
     const auto h = head_of(m);
-    b.mid = m.causal ? causal_head_forward(h, b.u) : forward_impl(h, b.u);
-    const signal<T> f = forward_impl(dropout<T>{s.p_hidden}, forward_impl(linear<T>{s.d_model, s.d_model, w.o}, b.mid));
-    const gradient<T> g1{T(1), T(0)};
-    const gradient<T> go = backward_impl(dropout<T>{s.p_hidden}, f, g1);
-    back = backward_impl(m, b.u, go).var;
-    return f;
+    const signal<T> mid = m.causal ? causal_head_forward(h, u) : forward_impl(h, u);
+    return forward_impl(dropout<T>{s.p_hidden}, forward_impl(linear<T>{s.d_model, s.d_model, w.o}, mid));
 }
 
 template <class T>
-signal<T> cross_branch(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
-                       const signal<T>& x, const signal<T>& enc, T& back) noexcept {
+signal<T> cross_branch(const transformer_spec<T>& s, const layer_sigmas<T>& w, const signal<T>& x,
+                       const signal<T>& enc) noexcept {
     const signal<T> u = s.norm == norm_placement::pre ? forward_impl(layer_norm<T>{s.d_model}, x) : fold_mean(x);
     const int Ls = encoder_len(s);
     const auto sc = cross_statistics(s.d_model, Ls, u, enc, w.cross_q, w.cross_k);
     const signal<T> mid = cross_head_forward(s.d_model, Ls, s.p_attention, w.cross_v, enc, sc);
-    const signal<T> f =
-        forward_impl(dropout<T>{s.p_hidden}, forward_impl(linear<T>{s.d_model, s.d_model, w.cross_o}, mid));
-    const gradient<T> go = backward_impl(dropout<T>{s.p_hidden}, f, gradient<T>{T(1), T(0)});
-    const gradient<T> gh = backward_impl(linear<T>{s.d_model, s.d_model, w.cross_o}, mid, go);
-    back = cross_backward(s.d_model, s.heads, st.L, Ls, s.p_attention, w.cross_q, w.cross_k, w.cross_v, u, enc, sc, gh)
-               .decoder.var;
-    return f;
+    return forward_impl(dropout<T>{s.p_hidden}, forward_impl(linear<T>{s.d_model, s.d_model, w.cross_o}, mid));
 }
 
 template <class T>
-signal<T> ffn_branch(const transformer_spec<T>& s, const layer_sigmas<T>& w, const signal<T>& x, T& back) noexcept {
+signal<T> ffn_branch(const transformer_spec<T>& s, const layer_sigmas<T>& w, const signal<T>& x) noexcept {
     const signal<T> u = s.norm == norm_placement::pre ? forward_impl(layer_norm<T>{s.d_model}, x) : x;
     const signal<T> h1 = forward_impl(linear<T>{s.d_model, s.d_ff, w.ffn1}, u);
     const signal<T> h2 = activation_forward(s.act, h1);
-    const signal<T> f = forward_impl(dropout<T>{s.p_hidden}, forward_impl(linear<T>{s.d_ff, s.d_model, w.ffn2}, h2));
-    gradient<T> g = backward_impl(dropout<T>{s.p_hidden}, f, gradient<T>{T(1), T(0)});
-    g = backward_impl(linear<T>{s.d_ff, s.d_model, w.ffn2}, h2, g);
-    g = activation_backward(s.act, h1, g);
-    back = backward_impl(linear<T>{s.d_model, s.d_ff, w.ffn1}, u, g).var;
-    return f;
+    return forward_impl(dropout<T>{s.p_hidden}, forward_impl(linear<T>{s.d_ff, s.d_model, w.ffn2}, h2));
 }
 
 /// The attention-like branches' output variance is proportional to sigma_v^2 sigma_o^2
 /// (exactly: the value projection and the output projection only scale it), so setting
-/// both to c gives var(c) = var(1) c^4: closed form.
+/// both to c gives var(c) = var(1) c^4: closed form. Likewise the FFN's output variance is
+/// proportional to ffn2^2.
 template <class T>
 T closed_form_scale(T var_at_one, T target) noexcept {
     using std::pow;
@@ -272,10 +277,9 @@ T solve_ffn_scale(const transformer_spec<T>& s, layer_sigmas<T> w, const signal<
     using std::exp;
     using std::log;
     using std::sqrt;
-    T dummy;
     auto f = [&](T t) {
         w.ffn1 = w.ffn2 = exp(t);
-        return log(ffn_branch(s, w, x, dummy).var) - log(target);
+        return log(ffn_branch(s, w, x).var) - log(target);
     };
     T lo = -log(sqrt(sqrt(T(s.d_model) * T(s.d_ff)))), hi = lo;
     T flo = f(lo), fhi = flo;
@@ -290,58 +294,300 @@ T solve_ffn_scale(const transformer_spec<T>& s, layer_sigmas<T> w, const signal<
     return exp((r.first + r.second) / T(2));
 }
 
+enum class block_type : unsigned char { attention, cross, ffn };
+
+/// The parameter the backward target moves in a block (the forward target then fixes the
+/// rest): q = k, cross_q = cross_k, or ffn1.
+template <class T>
+T& free_parameter(layer_sigmas<T>& w, block_type k) noexcept {
+    return k == block_type::attention ? w.q : k == block_type::cross ? w.cross_q : w.ffn1;
+}
+
+template <class T>
+void set_free_parameter(layer_sigmas<T>& w, block_type k, T v) noexcept {
+    if (k == block_type::attention) w.q = w.k = v;
+    else if (k == block_type::cross) w.cross_q = w.cross_k = v;
+    else w.ffn1 = v;
+}
+
+/// Forward of one block with the sigmas as they are: returns the block's output, caches
+/// into c and leaves the branch's output variance in `branch_var`.
+template <class T>
+signal<T> block_forward(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
+                        block_type k, layer_cache<T>& c, const signal<T>& x, const signal<T>* enc,
+                        T& branch_var) noexcept {
+    switch (k) {
+        case block_type::attention:
+            branch_var = attention_branch(s, st, w, x).var;
+            return attention_block_forward(s, st, w, c.attn, x);
+        case block_type::cross:
+            branch_var = cross_branch(s, w, x, *enc).var;
+            return cross_block_forward(s, st, w, c.cross, x, *enc);
+        case block_type::ffn:
+            break;
+    }
+    branch_var = ffn_branch(s, w, x).var;
+    return ffn_block_forward(s, st, w, c.ffn, x);
+}
+
+/// The same after setting the branch to the forward target for input x: v = o (cross_v =
+/// cross_o) in closed form; the FFN either ffn1 = ffn2 by root finding (`tied`) or ffn2 in
+/// closed form for the current ffn1 (its output variance is proportional to ffn2^2).
+template <class T>
+signal<T> solve_block_forward(const transformer_spec<T>& s, const stack_setup<T>& st, layer_sigmas<T>& w,
+                              block_type k, layer_cache<T>& c, const signal<T>& x, const signal<T>* enc, T target,
+                              bool tied, T& branch_var) {
+    using std::sqrt;
+    switch (k) {
+        case block_type::attention:
+            w.v = w.o = T(1);
+            w.v = w.o = closed_form_scale(attention_branch(s, st, w, x).var, target);
+            break;
+        case block_type::cross:
+            w.cross_v = w.cross_o = T(1);
+            w.cross_v = w.cross_o = closed_form_scale(cross_branch(s, w, x, *enc).var, target);
+            break;
+        case block_type::ffn:
+            if (tied) {
+                w.ffn1 = w.ffn2 = solve_ffn_scale(s, w, x, target);
+            } else {
+                w.ffn2 = T(1);
+                w.ffn2 = sqrt(target / ffn_branch(s, w, x).var);
+            }
+            break;
+    }
+    return block_forward(s, st, w, k, c, x, enc, branch_var);
+}
+
+template <class T>
+const block_cache<T>& cache_of(const layer_cache<T>& c, block_type k) noexcept {
+    return k == block_type::attention ? c.attn : k == block_type::cross ? c.cross : c.ffn;
+}
+
+/// The gradient at a block's input from the gradient at its output (cross blocks add their
+/// encoder-side gradient to *g_enc).
+template <class T>
+gradient<T> block_backward(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
+                           block_type k, const layer_cache<T>& c, const signal<T>* enc, const gradient<T>& g_out,
+                           gradient<T>* g_enc) noexcept {
+    weight_grad_norms<T> wg;
+    switch (k) {
+        case block_type::attention: return attention_block_backward(s, st, w, c.attn, g_out, wg);
+        case block_type::cross: return cross_block_backward(s, st, w, c.cross, *enc, g_out, wg, *g_enc);
+        case block_type::ffn: return ffn_block_backward(s, st, w, c.ffn, g_out, wg);
+    }
+    return g_out;
+}
+
+/// The branch's backward gain in the model (branch_gains): the block backward with the
+/// skip path removed (lambda = 0) and beta = 1, over the gradient at the residual sum.
+/// Computed that way rather than as (g_in - lambda^2 g_z) / (beta^2 g_z), which would
+/// cancel when beta is small (DSLM's beta^2 = 1/N).
+template <class T>
+T branch_gain(const transformer_spec<T>& s, stack_setup<T> st, const layer_sigmas<T>& w, block_type k,
+              const layer_cache<T>& c, const signal<T>* enc, const gradient<T>& g_out) noexcept {
+    const block_cache<T>& b = cache_of(c, k);
+    const gradient<T> g_z = s.norm != norm_placement::post ? g_out : ln_backward(s.d_model, b.z, b.ln, g_out);
+    st.lambda = T(0);
+    st.beta = T(1);
+    gradient<T> unused{T(0), T(0)};
+    return block_backward(s, st, w, k, c, enc, g_out, &unused).var / g_z.var;
+}
+
+/// Sets the block's free parameter so that its branch gain equals `target` while its
+/// forward target stays met (for input x and output gradient g_out). The gain as a function
+/// of the parameter has no closed form and need not be monotone (large query/key weights
+/// both add Q/K-path gradient and saturate the softmax), so log t is scanned on a grid
+/// (from 2^-12 to 2^6 times 1/sqrt(d), factors of sqrt 2) and the first sign change is
+/// refined with Boost.Math TOMS 748. A gain that does not depend on the parameter (ReLU
+/// FFN: both passes scale with ffn1^2 ffn2^2) and already equals the target is kept.
+/// Throws naming targets.backward, its value and the reachable range otherwise.
+template <class T>
+void solve_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st, layer_sigmas<T>& w, block_type k,
+                          layer_cache<T>& c, const signal<T>& x, const signal<T>* enc, const gradient<T>& g_out,
+                          const init_targets<T>& tg, int layer) {
+    using std::abs;
+    using std::exp;
+    using std::log;
+    using std::sqrt;
+    const T target = *tg.backward;
+    T unused;
+    auto f = [&](T lt) {
+        set_free_parameter(w, k, exp(lt));
+        solve_block_forward(s, st, w, k, c, x, enc, tg.forward, false, unused);
+        return log(branch_gain(s, st, w, k, c, enc, g_out)) - log(target);
+    };
+    const T t0 = -log(sqrt(T(s.d_model)));
+    const T step = log(T(2)) / T(2);
+    T lo = t0 - T(24) * step, flo = f(lo);
+    T gmin = flo, gmax = flo;
+    bool found = abs(flo) <= T(1e-9);
+    T hi = lo, fhi = flo;
+    for (int i = 1; i <= 36 && !found; ++i) {
+        hi = t0 + T(i - 24) * step;
+        fhi = f(hi);
+        if (is_finite(fhi)) {
+            gmin = fhi < gmin ? fhi : gmin;
+            gmax = fhi > gmax ? fhi : gmax;
+        }
+        if (abs(fhi) <= T(1e-9)) {
+            lo = hi;
+            flo = fhi;
+            found = true;
+        } else if (is_finite(flo) && is_finite(fhi) && ((flo < T(0)) != (fhi < T(0)))) {
+            std::uintmax_t iters = 100;
+            const auto tol = boost::math::tools::eps_tolerance<T>(std::numeric_limits<T>::digits - 3);
+            const auto r = boost::math::tools::toms748_solve(f, lo, hi, flo, fhi, tol, iters);
+            lo = (r.first + r.second) / T(2);
+            found = true;
+        } else {
+            lo = hi;
+            flo = fhi;
+        }
+    }
+    if (!found) {
+        const char* what = k == block_type::attention ? "attention" : k == block_type::cross ? "cross-attention" : "FFN";
+        fail("solve_init", "targets.backward", target,
+             "[" + format_value(target * exp(gmin)) + ", " + format_value(target * exp(gmax)) + "] (the " + what +
+                 " branch gains reachable in layer " + std::to_string(layer) + " with targets.forward = " +
+                 format_value(tg.forward) + (k == block_type::ffn ? ": an FFN's gain moves only through its activation's curvature, a ReLU FFN's not at all)" : ")"));
+    }
+    set_free_parameter(w, k, exp(lo));
+    solve_block_forward(s, st, w, k, c, x, enc, tg.forward, false, unused);
+}
+
+/// One pass over the model: forward in order (solving the forward targets when
+/// `solve_forward`), then backward from the output (solving the backward targets when
+/// `solve_backward`), recording every branch's variance and gain in `out`. In a backward
+/// solve the blocks above are set before the blocks below, which then change the stream
+/// the blocks above see; solve_init repeats passes until the sigmas stop moving.
+template <class T>
+void init_pass(transformer_spec<T>& s, const init_targets<T>& tg, bool solve_forward, bool solve_backward,
+               std::vector<branch_gains<T>>& out) {
+    const std::size_t N = std::size_t(s.layers);
+    const T nu = chi_mean_sq_ratio<T>(s.d_model - 1);
+    struct stack_run {
+        stack_setup<T> st;
+        std::vector<layer_cache<T>> cache{};
+        std::vector<signal<T>> in{};  ///< the input of each block, 3 slots per layer
+        signal<T> before_final{};
+    };
+    static constexpr block_type order[3] = {block_type::attention, block_type::cross, block_type::ffn};
+    auto fwd_of = [](branch_gains<T>& g, block_type b) -> T& {
+        return b == block_type::attention ? g.attention_forward : b == block_type::cross ? g.cross_forward : g.ffn_forward;
+    };
+    auto bwd_of = [](branch_gains<T>& g, block_type b) -> T& {
+        return b == block_type::attention ? g.attention_backward
+               : b == block_type::cross   ? g.cross_backward
+                                          : g.ffn_backward;
+    };
+    auto forward = [&](stack_run& r, signal<T> x, const signal<T>* enc) {
+        r.cache.assign(N, layer_cache<T>{});
+        r.in.assign(3 * N, signal<T>{});
+        for (std::size_t l = 0; l < N; ++l) {
+            const std::size_t i = std::size_t(r.st.sigma_offset) + l;
+            for (block_type b : order) {
+                if (b == block_type::cross && !r.st.cross) continue;
+                r.in[3 * l + std::size_t(b)] = x;
+                T& v = fwd_of(out[i], b);
+                x = solve_forward ? solve_block_forward(s, r.st, s.sigmas[i], b, r.cache[l], x, enc, tg.forward,
+                                                        !tg.backward, v)
+                                  : block_forward(s, r.st, s.sigmas[i], b, r.cache[l], x, enc, v);
+            }
+        }
+        r.before_final = x;
+        return s.final_norm ? forward_impl(layer_norm<T>{s.d_model}, x) : x;
+    };
+    auto backward = [&](stack_run& r, gradient<T> g, const signal<T>* enc, gradient<T>* g_enc) {
+        if (s.final_norm) g = ln_backward(s.d_model, r.before_final, g);
+        for (std::size_t l = N; l-- > 0;) {
+            const std::size_t i = std::size_t(r.st.sigma_offset) + l;
+            for (int j = 2; j >= 0; --j) {
+                const block_type b = order[j];
+                if (b == block_type::cross && !r.st.cross) continue;
+                if (solve_backward)
+                    solve_block_backward(s, r.st, s.sigmas[i], b, r.cache[l], r.in[3 * l + std::size_t(b)], enc, g,
+                                         tg, int(i));
+                bwd_of(out[i], b) = branch_gain(s, r.st, s.sigmas[i], b, r.cache[l], enc, g);
+                g = block_backward(s, r.st, s.sigmas[i], b, r.cache[l], enc, g, g_enc);
+            }
+        }
+    };
+    const signal<T> x0 = input_moments(s);
+    if (s.arch == architecture::decoder) {
+        stack_run d{{stack_kind::decoder, 0, s.seq_len, true, false, s.lambda, s.beta, nu}};
+        forward(d, x0, nullptr);
+        backward(d, s.output_gradient, nullptr, nullptr);
+        return;
+    }
+    stack_run e{{stack_kind::encoder, 0, encoder_len(s), false, false, s.lambda, s.beta, nu}};
+    const signal<T> enc = fold_mean(forward(e, x0, nullptr));  // as predict: zero-mean keys and values
+    gradient<T> g_enc = s.output_gradient;
+    if (s.arch == architecture::encoder_decoder) {
+        stack_run d{{stack_kind::decoder, s.layers, s.seq_len, true, true, s.decoder_lambda.value_or(s.lambda),
+                     s.decoder_beta.value_or(s.beta), nu}};
+        forward(d, x0, &enc);
+        g_enc = gradient<T>{T(0), T(0)};
+        backward(d, s.output_gradient, &enc, &g_enc);
+    }
+    backward(e, g_enc, nullptr, nullptr);
+}
+
 }  // namespace detail
 
-/// Sets, layer by layer in forward order, v = o (cross_v = cross_o) and ffn1 = ffn2 so that
-/// every branch's predicted output variance (after hidden dropout, for the input moments
-/// the stream actually has there) equals targets.forward; q, k (cross_q, cross_k), lambda,
-/// beta and everything else are kept. The attention branches are solved in closed form,
-/// the FFN by Boost.Math root finding. Returns the achieved per-branch gains.
+/// Sets the sigmas so that every branch meets the targets, as predicted for the moments
+/// the model really has there; lambda, beta and the sigmas the targets do not need are
+/// kept.
+///
+/// Forward only: layer by layer in forward order, v = o (cross_v = cross_o) in closed form
+/// and ffn1 = ffn2 by Boost.Math root finding so that each branch's output variance equals
+/// targets.forward; q, k (cross_q, cross_k) are kept.
+///
+/// With targets.backward: each branch has one more free parameter, q = k (cross_q =
+/// cross_k) for attention and the split between ffn1 and ffn2 for the FFN, set so that the
+/// branch's gain (branch_gains) equals targets.backward while v = o (ffn2) keep the forward
+/// target. The gains depend on the gradient arriving from above and the variances on the
+/// stream from below, so whole forward-and-backward passes are repeated until no sigma
+/// moves by more than 1000 machine epsilons (relative). Unreachable targets throw
+/// sigprop::invalid_argument naming targets.backward, its value and the reachable range.
+///
+/// Returns the achieved per-branch variances and gains.
 template <class T>
 std::vector<branch_gains<T>> solve_init(transformer_spec<T>& s, const init_targets<T>& targets = {}) {
     using namespace detail;
-    detail::require_positive("solve_init", "targets.forward", targets.forward);
+    using std::abs;
+    require_positive("solve_init", "targets.forward", targets.forward);
+    if (targets.backward) require_positive("solve_init", "targets.backward", *targets.backward);
     size_sigmas(s);
     validate(s);
     std::vector<branch_gains<T>> out(s.sigmas.size());
-    const bool encdec = s.arch == architecture::encoder_decoder;
-    auto run = [&](const stack_setup<T>& st, signal<T> x, const signal<T>* enc) {
-        for (int l = 0; l < s.layers; ++l) {
-            layer_sigmas<T>& w = s.sigmas[std::size_t(st.sigma_offset + l)];
-            branch_gains<T>& bg = out[std::size_t(st.sigma_offset + l)];
-            layer_cache<T> c;
-            T back;
-            w.v = w.o = T(1);
-            w.v = w.o = closed_form_scale(attention_branch(s, st, w, x, back).var, targets.forward);
-            bg.attention_forward = attention_branch(s, st, w, x, bg.attention_backward).var;
-            x = attention_block_forward(s, st, w, c.attn, x);
-            if (st.cross) {
-                w.cross_v = w.cross_o = T(1);
-                w.cross_v = w.cross_o = closed_form_scale(cross_branch(s, st, w, x, *enc, back).var, targets.forward);
-                bg.cross_forward = cross_branch(s, st, w, x, *enc, bg.cross_backward).var;
-                x = cross_block_forward(s, st, w, c.cross, x, *enc);
-            }
-            w.ffn1 = w.ffn2 = solve_ffn_scale(s, w, x, targets.forward);
-            bg.ffn_forward = ffn_branch(s, w, x, bg.ffn_backward).var;
-            x = ffn_block_forward(s, st, w, c.ffn, x);
-        }
-        if (s.final_norm) x = forward_impl(layer_norm<T>{s.d_model}, x);
-        return x;
-    };
-    const signal<T> x0 = input_moments(s);
-    const T nu = chi_mean_sq_ratio<T>(s.d_model - 1);
-    if (s.arch == architecture::decoder) {
-        run(stack_setup<T>{stack_kind::decoder, 0, s.seq_len, true, false, s.lambda, s.beta, nu}, x0, nullptr);
-    } else {
-        const signal<T> e =
-            fold_mean(run(stack_setup<T>{stack_kind::encoder, 0, encoder_len(s), false, false, s.lambda, s.beta, nu}, x0,
-                          nullptr));
-        if (encdec)
-            run(stack_setup<T>{stack_kind::decoder, s.layers, s.seq_len, true, true,
-                               s.decoder_lambda.value_or(s.lambda), s.decoder_beta.value_or(s.beta), nu},
-                x0, &e);
+    if (!targets.backward) {
+        init_pass(s, targets, true, false, out);
+        return out;
     }
-    return out;
+    const T tol = T(1000) * std::numeric_limits<T>::epsilon();
+    constexpr int max_passes = 100;
+    for (int pass = 0; pass < max_passes; ++pass) {
+        const std::vector<layer_sigmas<T>> before = s.sigmas;
+        init_pass(s, targets, true, true, out);
+        T moved = 0;
+        for (std::size_t i = 0; i < before.size(); ++i) {
+            const layer_sigmas<T>& a = before[i];
+            const layer_sigmas<T>& b = s.sigmas[i];
+            for (T r : {b.q / a.q, b.v / a.v, b.ffn1 / a.ffn1, b.ffn2 / a.ffn2, b.cross_q / a.cross_q,
+                        b.cross_v / a.cross_v}) {
+                const T m = abs(r - T(1));
+                if (!(m <= moved)) moved = m;  // a NaN ratio (0/0) counts as moved
+            }
+        }
+        if (moved <= tol) {
+            init_pass(s, targets, false, false, out);
+            return out;
+        }
+    }
+    fail("solve_init", "targets.backward", *targets.backward,
+         "(jointly with targets.forward = " + format_value(targets.forward) + "; the passes did not settle after " +
+             std::to_string(max_passes) + ")");
 }
 
 // ----------------------------------------------------------------------------------------
@@ -414,6 +660,9 @@ std::vector<branch_gains<T>> apply_dslm(transformer_spec<T>& s, const dslm_optio
 template <class T>
 T dslm_paper_ffn_sigma(int d, int d_ff, T p) {
     using std::sqrt;
+    detail::require_size("dslm_paper_ffn_sigma", "d", d);
+    detail::require_size("dslm_paper_ffn_sigma", "d_ff", d_ff);
+    detail::require_drop_probability("dslm_paper_ffn_sigma", "p", p);
     return sqrt(sqrt(T(2) * (T(1) - p) / (T(d) * T(d_ff))));
 }
 
@@ -422,7 +671,9 @@ T dslm_paper_ffn_sigma(int d, int d_ff, T p) {
 template <class T>
 T dslm_paper_attention_sigma(int d, T r, T p) {
     using std::sqrt;
-    detail::require_positive("dslm_paper_attention_sigma", "r", r);
+    detail::require_size("dslm_paper_attention_sigma", "d", d);
+    if (!(r > T(0) && r <= T(1))) detail::fail("dslm_paper_attention_sigma", "r", r, "(0, 1] (a correlation; 0 has no finite sigma)");
+    detail::require_drop_probability("dslm_paper_attention_sigma", "p", p);
     return sqrt(sqrt((T(1) - p) / r) / T(d));
 }
 

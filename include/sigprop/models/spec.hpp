@@ -10,7 +10,8 @@
 namespace sigprop {
 
 /// Where the LayerNorm sits. Pre-LN: x <- x + F(LN(x)). Post-LN: x <- LN(x + F(x)).
-enum class norm_placement : unsigned char { pre, post };
+/// None: x <- x + F(x), no LayerNorm in any block (T-Fixup; `final_norm` still applies).
+enum class norm_placement : unsigned char { pre, post, none };
 
 /// The FFN's activation.
 enum class activation : unsigned char { relu, gelu };
