@@ -13,7 +13,13 @@ namespace sigprop::cli {
 
 using nlohmann::json;
 
-std::string to_string(norm_placement n) { return n == norm_placement::pre ? "pre" : "post"; }
+std::string to_string(norm_placement n) {
+    switch (n) {
+        case norm_placement::pre: return "pre";
+        case norm_placement::post: return "post";
+        default: return "none";
+    }
+}
 std::string to_string(activation a) { return a == activation::relu ? "relu" : "gelu"; }
 std::string to_string(architecture a) {
     switch (a) {
@@ -26,7 +32,8 @@ std::string to_string(architecture a) {
 norm_placement parse_norm(const std::string& s) {
     if (s == "pre") return norm_placement::pre;
     if (s == "post") return norm_placement::post;
-    throw usage_error("unknown norm placement '" + s + "' (pre or post)");
+    if (s == "none") return norm_placement::none;
+    throw usage_error("unknown norm placement '" + s + "' (pre, post or none)");
 }
 activation parse_activation(const std::string& s) {
     if (s == "relu") return activation::relu;

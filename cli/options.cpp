@@ -33,7 +33,7 @@ void add_model_options(CLI::App& app, model_options& o) {
     add_optional(*g, "--heads", o.heads, "attention heads (must divide d)");
     add_optional(*g, "--seq-len", o.seq_len, "tokens L (decoder side of an encoder-decoder)");
     add_optional(*g, "--source-len", o.source_len, "encoder tokens of an encoder-decoder (0: seq-len)");
-    add_optional(*g, "--norm", o.norm, "LayerNorm placement: pre or post");
+    add_optional(*g, "--norm", o.norm, "LayerNorm placement: pre, post or none (no LayerNorm, as T-Fixup)");
     add_optional(*g, "--final-norm", o.final_norm, "a LayerNorm after the last layer: true or false");
     add_optional(*g, "--act", o.act, "FFN activation: relu or gelu");
     add_optional(*g, "--arch", o.arch, "encoder, decoder (causal) or encoder-decoder");
