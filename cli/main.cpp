@@ -36,9 +36,9 @@ int list_presets() {
 
 int main(int argc, char** argv) {
     using namespace sigprop::cli;
-    // The validator keeps its own command line (sigprop-validate's, unchanged).
+    // The validator keeps its own command line (sigprop-validate's options, under this name).
     if (argc >= 2 && std::strcmp(argv[1], "validate") == 0)
-        return sigprop::validation::validate_command(argc - 1, argv + 1);
+        return sigprop::validation::validate_command(argc - 1, argv + 1, "sigprop validate");
 
     CLI::App app{"sigprop: how signal and gradient moments propagate through a randomly initialised transformer",
                  "sigprop"};

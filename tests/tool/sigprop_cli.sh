@@ -64,6 +64,10 @@ for sub in "" predict init presets validate; do
     # shellcheck disable=SC2086
     if "$exe" $sub --help >"$work/help" 2>&1 && [[ -s $work/help ]]; then ok; else bad "$sub --help"; fi
 done
+# The validator's usage line and errors name the command the user ran.
+"$exe" validate --help 2>&1 | grep -q "^Usage: sigprop validate " && ok || bad "validate --help: usage does not name 'sigprop validate'"
+"$exe" validate --grid nope >/dev/null 2>"$work/stderr"
+grep -q "^sigprop validate: error:" "$work/stderr" && ok || bad "validate error not prefixed 'sigprop validate:'"
 
 # The built-in default: the four configurations, no NaN.
 "$exe" predict >"$work/default.txt" || bad "predict (default)"

@@ -241,8 +241,8 @@ int merge_main(const std::vector<std::string>& inputs, const std::string& json_o
 
 }  // namespace
 
-int sigprop::validation::validate_command(int argc, char** argv) {
-    CLI::App app{"Monte-Carlo validation of sigprop's formulas against real random components", tool};
+int sigprop::validation::validate_command(int argc, char** argv, const char* program) {
+    CLI::App app{"Monte-Carlo validation of sigprop's formulas against real random components", program};
     std::string grid = "quick", component = "all", shard = "0/1", json_out;
     std::vector<std::string> where;
     sv::sweep_options o;
@@ -270,7 +270,7 @@ int sigprop::validation::validate_command(int argc, char** argv) {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) return app.exit(e);
-        std::fprintf(stderr, "%s: error: %s\n", tool, e.what());
+        std::fprintf(stderr, "%s: error: %s\n", program, e.what());
         return 2;
     }
     try {
@@ -282,10 +282,10 @@ int sigprop::validation::validate_command(int argc, char** argv) {
         for (const auto& w : where) parse_where(w, o);
         return run_main(grid, component, o, json_out, quiet, backend, gpu);
     } catch (const sv::sweep_error& e) {
-        std::fprintf(stderr, "%s: error: %s\n", tool, e.what());
+        std::fprintf(stderr, "%s: error: %s\n", program, e.what());
         return 2;
     } catch (const sigprop::invalid_argument& e) {
-        std::fprintf(stderr, "%s: error: %s\n", tool, e.what());
+        std::fprintf(stderr, "%s: error: %s\n", program, e.what());
         return 2;
     }
 }

@@ -5,7 +5,8 @@
 namespace sigprop::validation {
 
 /// Parses argv as sigprop-validate does and runs it; returns the exit status (2 for bad
-/// input, with one line on stderr).
-int validate_command(int argc, char** argv);
+/// input, with one line on stderr). `program` is the name that --help's usage line and the
+/// error messages give (`sigprop validate` when the sigprop tool runs it).
+int validate_command(int argc, char** argv, const char* program = "sigprop-validate");
 
 }  // namespace sigprop::validation
