@@ -56,12 +56,13 @@ signal<T> pooled(const resolved_state<T>& s) noexcept {
 template <class T>
 resolved_state<T> resolved_layer_norm(int d, const T& nu, const resolved_state<T>& x) {
     resolved_state<T> y{x.L, std::vector<T>(x.c.size(), T(1))};
+    const half_half_2f1_table<T> series = half_half_2f1_table_of<T>(d + 1);  // as predict(): once per call
     for (int i = 0; i < x.L; ++i)
         for (int j = i + 1; j < x.L; ++j) {
             const T den = std::sqrt(x.at(i, i) * x.at(j, j));
             T r = den > T(0) ? x.at(i, j) / den : T(0);
             r = r > T(1) ? T(1) : (r < T(-1) ? T(-1) : r);
-            y.at(i, j) = y.at(j, i) = layer_norm_eval(d, nu, signal<T>{T(0), T(1), r}).y.corr;
+            y.at(i, j) = y.at(j, i) = layer_norm_eval(d, nu, series, signal<T>{T(0), T(1), r}).y.corr;
         }
     return y;
 }
