@@ -88,7 +88,11 @@ for g in attention_speed attention_speed_large; do
 done
 # The paper's grids of every component the GPU backend runs. Attention first (26244
 # points, 64 sequences each; 6 shards, so a shard that runs out of time loses only itself),
-# then the others while the budget lasts.
+# then the others while the budget lasts, the cheapest first (by data volume, not timed:
+# docs/GPU.md). Softmax and GeLU come last: they hand the host one double per (sequence,
+# token) for the output and for the gradient, about 340 GB and 400 GB over their grids
+# (10^4 and 10^5 sequences of up to 10^4 and 10^3 one-unit tokens), so they are expected
+# to be bound by the copies to the host and the single-threaded folding there.
 shards=6
 for i in $(seq 0 $((shards - 1))); do
     step "paper-attention-shard-$i" 400 "$gpu" "$validate" --backend cuda --grid paper --component attention \
@@ -97,7 +101,7 @@ done
 if ls "$out"/paper-attention-*.json >/dev/null 2>&1; then
     step paper-attention-merge 60 0 "$validate" merge "$out"/paper-attention-*.json --json "$out/paper-attention.json"
 fi
-for c in relu gelu dropout linear; do
+for c in layer_norm relu dropout linear softmax gelu; do
     step "paper-$c" 300 "$gpu" "$validate" --backend cuda --grid paper --component "$c" --quiet \
         --json "$out/paper-$c.json"
 done

@@ -34,22 +34,25 @@ agreement)
     if [[ $status -ne 0 ]]; then echo "SKIP: no GPU run possible: $(cat "$work/stderr")"; exit 77; fi
     # Both backends draw the same random numbers, so every measured quantity must agree
     # within one standard error (in practice within float rounding, far inside it).
-    for c in linear relu gelu dropout attention; do
+    for c in linear relu gelu layer_norm dropout softmax attention; do
         "$exe" --backend cuda --component $c --grid quick --quiet --json "$work/$c-gpu.json" >/dev/null || exit 1
         "$exe" --backend cpu --component $c --grid quick --quiet --json "$work/$c-cpu.json" >/dev/null || exit 1
     done
     python3 - "$work" <<'PY'
 import json, sys
 worst, bad, n = 0.0, 0, 0
-for c in ["linear", "relu", "gelu", "dropout", "attention"]:
+for c in ["linear", "relu", "gelu", "layer_norm", "dropout", "softmax", "attention"]:
     cpu = {p["index"]: p for p in json.load(open(f"{sys.argv[1]}/{c}-cpu.json"))["points"]}
     gpu = {p["index"]: p for p in json.load(open(f"{sys.argv[1]}/{c}-gpu.json"))["points"]}
     assert cpu.keys() == gpu.keys() and cpu, f"{c}: different points"
     for i, p in cpu.items():
         for q, v in p["measured"]["value"].items():
             se, w = p["measured"]["se"][q], gpu[i]["measured"]["value"][q]
-            # a quantity measured without spread (se 0) must agree to float rounding
-            ratio = abs(v - w) / (se if se > 0 else 1e-5 * abs(v) + 1e-300)
+            # A quantity exact by construction (LayerNorm's mean 0 and variance 1, the
+            # softmax's mean 1/L) has a standard error of rounding size, or 0: it must agree
+            # to float rounding, relative to its own size or to its side's variance.
+            scale = abs(p["measured"]["value"][q[0] + "_var"])
+            ratio = abs(v - w) / (max(se, 1e-5 * (abs(v) + scale)) + 1e-300)
             worst, n = max(worst, ratio), n + 1
             if ratio > 1:
                 bad += 1

@@ -258,7 +258,7 @@ int sigprop::validation::validate_command(int argc, char** argv, const char* pro
     app.add_option("--json", json_out, "write every point (parameters, predictions, measurement, errors) here");
     app.add_option("--threads", threads, "OpenMP threads (default: all cores)")->check(CLI::NonNegativeNumber);
     app.add_flag("--quiet", quiet, "no progress bar");
-    app.add_option("--backend", backend, "cpu (Eigen, OpenMP) or cuda (cuBLAS, Thrust; not softmax, layer_norm)")
+    app.add_option("--backend", backend, "cpu (Eigen, OpenMP) or cuda (cuBLAS, Thrust; every component)")
         ->check(CLI::IsMember({"cpu", "cuda"}));
     app.add_flag("--tf32", gpu.tf32, "cuda backend: TF32 tensor-core GEMMs (faster, less accurate; docs/GPU.md)");
     auto* merge = app.add_subcommand("merge", "join the JSON results of all shards into one report");

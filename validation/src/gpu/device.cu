@@ -1,6 +1,6 @@
 // The GPU backend's device: CUDA device selection, the cuBLAS handle, the batch buffers,
-// and the batched experiments (batched/attention.hpp, batched/dense.hpp) run through
-// cuda_backend.
+// and the batched experiments (batched/attention.hpp, batched/dense.hpp,
+// batched/normalising.hpp) run through cuda_backend.
 #include <algorithm>
 #include <new>
 #include <string>
@@ -10,6 +10,7 @@
 
 #include "sigprop/validation/batched/attention.hpp"
 #include "sigprop/validation/batched/dense.hpp"
+#include "sigprop/validation/batched/normalising.hpp"
 #include "sigprop/validation/gpu/backend.cuh"
 #include "sigprop/validation/gpu/device.hpp"
 
@@ -79,6 +80,8 @@ std::size_t device::peak_used_bytes() const { return impl_->peak; }
 batched::experiment_sums device::run(const batched::attention_job& j) { return impl_->run(j); }
 batched::experiment_sums device::run(const batched::pointwise_job& j) { return impl_->run(j); }
 batched::experiment_sums device::run(const batched::linear_job& j) { return impl_->run(j); }
+batched::experiment_sums device::run(const batched::softmax_job& j) { return impl_->run(j); }
+batched::experiment_sums device::run(const batched::layer_norm_job& j) { return impl_->run(j); }
 
 attention_timing device::time_attention(const batched::attention_job& j, int repeats) {
     auto& m = *impl_;

@@ -47,6 +47,25 @@ struct linear_job {
     int sequences{2};
 };
 
+/// A softmax over each column of L x rows inputs (a column holds the L logits one softmax
+/// normalises, as softmax_model lays them out).
+struct softmax_job {
+    int L{2}, rows{1};
+    moment_request m{};
+    std::uint64_t seed{0};
+    std::uint32_t experiment{0};
+    int sequences{2};
+};
+
+/// A LayerNorm over each token's d units of L x d inputs (gain 1, bias 0, epsilon 0).
+struct layer_norm_job {
+    int L{2}, d{2};
+    moment_request m{};
+    std::uint64_t seed{0};
+    std::uint32_t experiment{0};
+    int sequences{2};
+};
+
 /// Sufficient statistics of one activation, per sequence (the estimator's block sums):
 /// x2[s] = sum of squares, s2[s] = sum over columns of the squared column sum,
 /// t[s * tokens + i] = sum of token i over the columns; every sequence has `columns` columns.

@@ -17,12 +17,13 @@ template <class T>
 struct workspace {
     thrust::device_vector<T> x, w, qkv, p, d, y, g, dqkv, dx, slope;
     thrust::device_vector<double> column_shared;  // per (sequence, column): z0 or the column sum
+    thrust::device_vector<double> row_scale;      // LayerNorm: 1 / s per (sequence, token)
     sums_scratch sums;
 
     std::size_t bytes() const {
         std::size_t n = 0;
         for (const auto* v : {&x, &w, &qkv, &p, &d, &y, &g, &dqkv, &dx, &slope}) n += v->capacity() * sizeof(T);
-        for (const auto* v : {&column_shared, &sums.sum, &sums.sq, &sums.x2, &sums.s2, &sums.t})
+        for (const auto* v : {&column_shared, &row_scale, &sums.sum, &sums.sq, &sums.x2, &sums.s2, &sums.t})
             n += v->capacity() * sizeof(double);
         return n;
     }

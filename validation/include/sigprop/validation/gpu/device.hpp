@@ -47,6 +47,8 @@ public:
     batched::experiment_sums run(const batched::attention_job& j);
     batched::experiment_sums run(const batched::pointwise_job& j);
     batched::experiment_sums run(const batched::linear_job& j);
+    batched::experiment_sums run(const batched::softmax_job& j);
+    batched::experiment_sums run(const batched::layer_norm_job& j);
     /// Times `repeats` experiments of j against the bare GEMMs (after one warm-up).
     attention_timing time_attention(const batched::attention_job& j, int repeats);
     /// Bytes of the batch buffers now held.

@@ -66,9 +66,35 @@ inline batched::linear_job linear_job_of(const params& p, const run_options& ro)
     return j;
 }
 
+/// The softmax experiment of a point: L logits per column, `rows` columns per sequence.
+inline batched::softmax_job softmax_job_of(const params& p, const run_options& ro) {
+    const experiment_input in = input_of(p, int_param(p, "rows"));
+    batched::softmax_job j;
+    j.L = in.tokens;
+    j.rows = in.width;
+    j.m = moments_of(in);
+    j.seed = ro.seed;
+    j.experiment = ro.experiment;
+    j.sequences = ro.sequences;
+    return j;
+}
+
+inline batched::layer_norm_job layer_norm_job_of(const params& p, const run_options& ro) {
+    const experiment_input in = input_of(p, int_param(p, "d"));
+    batched::layer_norm_job j;
+    j.L = in.tokens;
+    j.d = in.width;
+    j.m = moments_of(in);
+    j.seed = ro.seed;
+    j.experiment = ro.experiment;
+    j.sequences = ro.sequences;
+    return j;
+}
+
 using gpu_measure = batched::experiment_sums (*)(gpu::device&, const params&, const run_options&);
 
-/// The components the GPU backend runs, and how (the drivers' parameters, the same streams).
+/// The components the GPU backend runs (every one the CPU sweep has, in the drivers'
+/// order), and how: the drivers' parameters, the same streams.
 inline const std::vector<std::pair<std::string, gpu_measure>>& gpu_drivers() {
     using batched::pointwise_kind;
     static const std::vector<std::pair<std::string, gpu_measure>> all{
@@ -79,9 +105,13 @@ inline const std::vector<std::pair<std::string, gpu_measure>>& gpu_drivers() {
         {"gelu", [](gpu::device& d, const params& p, const run_options& o) {
              return d.run(pointwise_job_of(pointwise_kind::gelu, p, o));
          }},
+        {"layer_norm", [](gpu::device& d, const params& p, const run_options& o) {
+             return d.run(layer_norm_job_of(p, o));
+         }},
         {"dropout", [](gpu::device& d, const params& p, const run_options& o) {
              return d.run(pointwise_job_of(pointwise_kind::dropout, p, o));
          }},
+        {"softmax", [](gpu::device& d, const params& p, const run_options& o) { return d.run(softmax_job_of(p, o)); }},
         {"attention", [](gpu::device& d, const params& p, const run_options& o) { return d.run(attention_job_of(p, o)); }},
     };
     return all;
