@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sigprop/models/predict.hpp"
+#include "sigprop/models/resolved.hpp"
 #include "sigprop/models/schemes.hpp"
 #include "sigprop/models/spec.hpp"
 #include "sigprop/validation/models/transformer.hpp"
@@ -149,6 +150,10 @@ int main(int argc, char** argv) {
     app.add_option("--csv", csv, "write the boundary and layer tables here (.csv; layers go to <name>.layers.csv)");
     app.add_option("--json", json, "write everything as JSON here");
     std::string replay;
+    bool resolved = false;
+    app.add_flag("--resolved", resolved,
+                 "forward moments (x var, x corr) from predict_forward_resolved (position-resolved, O(L^2) per "
+                 "block; docs/theory/models.md section 8) instead of predict(); everything else from predict()");
     app.add_option("--replay", replay,
                    "score the measurement stored by an earlier --json run of the same model against this "
                    "build's predict() instead of simulating again");
@@ -193,6 +198,11 @@ int main(int argc, char** argv) {
         for (auto& w : s.sigmas) w.q = w.k = w.cross_q = w.cross_k = sigma_qk;
     const std::size_t W = s.sigmas.size();  // weight-norm rows (2 * layers for an encoder-decoder)
 
+    if (resolved && s.arch == sigprop::architecture::encoder_decoder) {
+        std::cerr << "model_mc: --resolved describes encoder or decoder stacks, not an encoder-decoder\n";
+        return 2;
+    }
+
     sigprop::validation::model_measurement m;
     double seconds = 0;
     try {
@@ -220,6 +230,13 @@ int main(int argc, char** argv) {
                 px_corr[i] = t.points[i].x.corr;
                 pg_var[i] = t.points[i].g.var;
                 pg_corr[i] = t.points[i].g.corr;
+            }
+            if (resolved) {
+                const std::vector<sigprop::signal<double>> xr = sigprop::predict_forward_resolved(s);
+                for (std::size_t i = 0; i < B && i < xr.size(); ++i) {
+                    px_var[i] = xr[i].var;
+                    px_corr[i] = xr[i].corr;
+                }
             }
             for (std::size_t l = 0; l < W; ++l) {
                 const auto& w = t.weight_grads[l];
