@@ -12,6 +12,7 @@ packages=(
     nlohmann-json3-dev libcli11-dev    # the command-line tools
     python3                            # the command-line tests compare JSON outputs
     gnuplot-nox                        # sigprop predict --plot (optional at run time)
+    clang libclang-rt-14-dev           # scripts/fuzz.sh: libFuzzer and its sanitizer runtimes
 )
 
 missing=()

@@ -195,7 +195,7 @@ SIGPROP_HD gradient<T> backward_impl(const attention<T>& c, const signal<T>& x, 
     const T r = x.corr;
     const T rg = g.corr;
     const T n = T(c.L);
-    const T a = c.sigma_v * sqrt(g.var);
+    const T a = mul0(c.sigma_v, sqrt(g.var));  // g.var may be an overflowed +inf (multi-head)
     const T scale = T(c.d_head) * a * a;  // U
     if (c.form == sigprop::form::paper) {
         const T inv = T(1) / (T(1) - c.p);

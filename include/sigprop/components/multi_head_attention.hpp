@@ -144,7 +144,7 @@ SIGPROP_HD gradient<T> causal_head_backward(const attention<T>& c, const signal<
                                             const attention_scores<T>& sc, const causal_scores<T>& cs) noexcept {
     using std::sqrt;
     const T r = x.corr;
-    const T a = c.sigma_v * sqrt(g.var);
+    const T a = mul0(c.sigma_v, sqrt(g.var));  // g.var may be an overflowed +inf
     const T scale = T(c.d_head) * a * a;
     return best_backward(scale, r, g.corr, T(c.L), c.p, sc.S, causal_softmax(c.d_in, r, cs));
 }

@@ -6,6 +6,7 @@
 #include "sigprop/core/errors.hpp"
 #include "sigprop/core/form.hpp"
 #include "sigprop/core/moments.hpp"
+#include "sigprop/detail/attention_moments.hpp"
 #include "sigprop/detail/softmax_moments.hpp"
 
 namespace sigprop {
@@ -35,7 +36,10 @@ SIGPROP_HD T softmax_paper_var(int L, T s) noexcept {
     const T n = T(L - 1);
     const T a = s * T(L) / n;
     const T log_den = s + log(n) + log1p(exp(-s) / n);  // ln((L - 1) e^s + 1)
-    return exp(log(expm1(a)) + T(2) * a - T(2) * log_den);
+    const T e = log(expm1(a)) + T(2) * a - T(2) * log_den;
+    // Above s ~ max/2 both halves overflow and meet as inf - inf; the exponent is then at
+    // least s (L + 2)/(L - 1) > s, so the variance is +infinity, not NaN.
+    return e == e ? exp(e) : T(1) / T(0);
 }
 
 // Forward moments. Mean 1/L and correlation -1/(L - 1) are exact for every form: the
@@ -75,9 +79,11 @@ SIGPROP_HD gradient<T> backward_impl(const softmax<T>& c, const signal<T>& x,
     gradient<T> r;
     r.corr = T(-1) / T(c.L - 1);
     switch (c.form) {
-        case form::paper: r.var = g.var * (softmax_paper_var(c.L, s) + T(1) / (Lt * Lt)); break;
-        case form::paper_large_l: r.var = g.var * (exp(s) / (Lt * Lt)); break;
-        default: r.var = g.var * (T(1) - g.corr) * softmax_grad(c.L, s); break;
+        // mul0: a zero gradient (or a saturated softmax whose factor is 0) gives 0, not
+        // 0 * inf = NaN, when the other factor has overflowed.
+        case form::paper: r.var = mul0(g.var, softmax_paper_var(c.L, s) + T(1) / (Lt * Lt)); break;
+        case form::paper_large_l: r.var = mul0(g.var, exp(s) / (Lt * Lt)); break;
+        default: r.var = mul0(mul0(g.var, T(1) - g.corr), softmax_grad(c.L, s)); break;
     }
     return r;
 }

@@ -694,7 +694,7 @@ trajectory<T> predict(const transformer_spec<T>& s) {
     tr.weight_grads.assign(std::size_t(expected_sigmas(s)), weight_grad_norms<T>{});
     const signal<T> x0 = input_moments(s);
     const T nu = chi_mean_sq_ratio<T>(s.d_model - 1);
-    const half_half_2f1_table<T> series = half_half_2f1_table_of<T>(s.d_model + 1);  // once per model
+    const half_half_2f1_table<T> series = half_half_2f1_table_of<T>(static_cast<long long>(s.d_model) + 1);  // once per model
     std::vector<layer_cache<T>> enc_cache(static_cast<std::size_t>(N));
     signal<T> enc_before{}, enc_out{}, dec_before{};
     if (s.arch == architecture::decoder) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "sigprop/core/form.hpp"
+#include "sigprop/detail/attention_moments.hpp"
 #include "sigprop/validation/experiment.hpp"
 #include "sigprop/validation/sweep/point.hpp"
 
@@ -46,7 +47,8 @@ inline experiment_input input_of(const params& p, int width) {
 }
 
 inline quantities as_quantities(const signal<double>& y, const gradient<double>& g) {
-    return {y.mean, y.var, g.var, y.corr * y.var, g.corr * g.var};
+    // mul0: an overflowed (+inf) variance with correlation 0 has covariance 0, not NaN.
+    return {y.mean, y.var, g.var, sigprop::detail::mul0(y.corr, y.var), sigprop::detail::mul0(g.corr, g.var)};
 }
 
 inline quantities as_quantities(const measurement& m) {
