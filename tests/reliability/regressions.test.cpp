@@ -63,3 +63,30 @@ TEST_CASE_TEMPLATE("reliability: multi-head attention with sigma_v = 0 passes no
         CHECK(d.corr <= 1);
     }
 }
+
+TEST_CASE("reliability: predict never gives a negative or NaN gradient variance through the key path") {
+    // The config fuzzer's first seed (docs/RELIABILITY.md, defect 6): with the output
+    // gradient anti-correlated across tokens (r_g = -1) and a correlated stream, the key
+    // path's own bracket went negative (-0.017 at layer 0's FFN boundary, NaN below it).
+    transformer_spec<double> s;
+    s.layers = 2;
+    s.d_model = 8;
+    s.d_ff = 16;
+    s.heads = 2;
+    s.seq_len = 4;
+    s.norm = norm_placement::post;
+    s.final_norm = true;
+    s.act = activation::relu;
+    s.arch = architecture::decoder;
+    s.p_hidden = 0.1;
+    s.input = {0.5, 1e-12, 1};
+    s.output_gradient = {1, -1};
+    s.sigmas = {{0.02, 0.02, 1, 1, 0, 1e6, 0.02, 0.02, 0.02, 0.02}, {1, 1, 1, 1, 1, 1, 0.02, 0.02, 0.02, 0.02}};
+    const trajectory<double> t = predict(s);
+    for (const auto& p : t.points) {
+        CHECK(reliability::good(p.x));
+        CHECK(reliability::good(p.g));
+    }
+    for (const auto& w : t.weight_grads)
+        for (double v : {w.q, w.k, w.v, w.o, w.ffn1, w.ffn2}) CHECK(v >= 0);
+}

@@ -189,6 +189,17 @@ self_scores<T> self_statistics(const multi_head_attention<T>& c, const signal<T>
     return s;
 }
 
+/// Makes a split a + b of a path variance nonnegative in both parts, keeping a + b: a
+/// negative b is moved into a, and a negative result clamped at 0 (rounding).
+template <class T>
+void split_nonnegative(T& a, T& b) noexcept {
+    if (b < T(0)) {
+        a += b;
+        b = T(0);
+    }
+    if (a < T(0)) a = T(0);
+}
+
 template <class T>
 qkv_gradients<T> self_attention_gradients(const multi_head_attention<T>& c, const signal<T>& u,
                                           const gradient<T>& gh, const self_scores<T>& st) noexcept {
@@ -200,9 +211,13 @@ qkv_gradients<T> self_attention_gradients(const multi_head_attention<T>& c, cons
     const T drop = sm.p2q * (inv - r);
     const T vb = v_path_var(rg, k, inv, sm);
     const T vc = v_path_cov(rg, n, sm);
-    const T qb = (T(1) - r) * (drop + sm.coupling);
+    T qb = (T(1) - r) * (drop + sm.coupling);
     const T qc = rg * (T(1) - r) * ((T(1) - r) * sm.h + sm.coupling);
-    const T kb = drop + rg * r * (T(1) - r) * (sm.col2 - sm.p2);
+    T kb = drop + rg * r * (T(1) - r) * (sm.col2 - sm.p2);
+    // The component only ever uses qb + kb, which is >= 0; the split alone can make kb < 0
+    // when r_g r < 0 (a gradient anti-correlated with a correlated stream). A variance
+    // cannot be negative: the deficit is moved to the Q path, which keeps the sum.
+    split_nonnegative(qb, kb);
     const T kc = -rg * (T(1) - r) * r * sm.h;
     const T sq_scale = mul0(mul0(d, u.var), c.sigma_k);  // d s2 sigma_k
     const T sk_scale = mul0(mul0(d, u.var), c.sigma_q);
@@ -317,11 +332,12 @@ cross_gradients<T> cross_backward(int d_model, int heads, int Ld, int Ls, const 
     const T a = nd / ns;
     const T drop = sc.p2 * (inv - re);
     const T coupling = (T(1) - re) * (ns - T(1)) / (ns * d);
-    const T qb = (T(1) - re) * (drop + coupling);
+    T qb = (T(1) - re) * (drop + coupling);
     const T qc = rg * (T(1) - re) * (T(1) - re) * (T(1) / ns + (ns - T(1)) / (ns * d));
     const T vb = a * (rg * (nd - T(1)) * sc.e_rho / ns + sc.p2 * inv);
     const T vc = nd * ((T(1) - sc.p2) + rg * (nd - T(1)) * (T(1) - sc.e_rho / ns)) / (ns * (ns - T(1)));
-    const T kb = a * (drop + rg * ru * (T(1) - re) * (nd - T(1)) * sc.e_rho / ns);
+    T kb = a * (drop + rg * ru * (T(1) - re) * (nd - T(1)) * sc.e_rho / ns);
+    split_nonnegative(qb, kb);  // as in self-attention: the K bracket alone can go below 0
     const T gv = mul0(gh.var, sv * sv);
     const T q_scale = mul0(mul0(d, e.var), sk);  // S_Q / sigma_q^2 = (d s2_e sigma_k)^2
     using std::sqrt;
