@@ -90,3 +90,17 @@ TEST_CASE("reliability: predict never gives a negative or NaN gradient variance 
     for (const auto& w : t.weight_grads)
         for (double v : {w.q, w.k, w.v, w.o, w.ffn1, w.ffn2}) CHECK(v >= 0);
 }
+
+TEST_CASE("reliability: a residual whose two weighted means overflow with opposite signs has no NaN mean") {
+    // fuzz_formulas (docs/RELIABILITY.md, defect 10): lambda mu = -inf and beta mu_F = +inf
+    // met as -inf + inf.
+    using T = long double;
+    const T big = std::numeric_limits<T>::max();
+    const auto branch = serial(linear<T>{768, 1, std::numeric_limits<T>::min()}, relu<T>{});
+    const signal<T> x{-big, 2, 0.5L};
+    const signal<T> y = forward(residual(branch, T(2), big), x);
+    CHECK(!std::isnan(y.mean));
+    CHECK(!std::isnan(y.var));
+    // Both products overflow, the sum does not: 4 (-M/2) + 3 (M/2) = -M/2, exactly.
+    CHECK(detail::weighted_sum(T(4), -big / 2, T(3), big / 2) == -big / 2);
+}

@@ -46,6 +46,23 @@ T times0(const T& a, const T& b) noexcept {
     return (a == T(0) || b == T(0)) ? T(0) : a * b;
 }
 
+// a x + b y (the residual's mean), never NaN from finite weights. When both products
+// overflow with opposite signs (inf - inf) the sum is evaluated relative to the larger of
+// |x| and |y|, which gives the finite value or the signed overflow it really has; an
+// infinite x or y (an overflowed branch) dominates a finite one, and two infinite inputs
+// with opposite contributions have no sign left: 0.
+template <class T>
+T weighted_sum(const T& a, const T& x, const T& b, const T& y) noexcept {
+    const T s = times0(a, x) + times0(b, y);
+    if (s == s) return s;
+    const bool fx = is_finite(x), fy = is_finite(y);
+    if (fx != fy) return fx ? times0(b, y) : times0(a, x);
+    if (!fx) return T(0);
+    using std::abs;
+    const T m = abs(x) > abs(y) ? abs(x) : abs(y);
+    return (times0(a, x / m) + times0(b, y / m)) * m;
+}
+
 // Sum of two uncorrelated parts with weights a and b: the variances and the token
 // covariances add. Formed from (a s)^2 so that a tiny weight and a huge variance do not
 // meet as 0 * inf; the correlation is the variance-weighted mean of the two correlations,
@@ -98,7 +115,7 @@ signal<T> forward(const residual_t<Branch, S>& r, const signal<T>& x) {
     const T lambda = T(r.lambda), beta = T(r.beta);
     const signal<T> f = forward(r.branch, x);
     signal<T> y;
-    y.mean = detail::times0(lambda, x.mean) + detail::times0(beta, f.mean);
+    y.mean = detail::weighted_sum(lambda, x.mean, beta, f.mean);
     detail::add_weighted(lambda, x.var, x.corr, beta, f.var, f.corr, y.var, y.corr);
     return y;
 }

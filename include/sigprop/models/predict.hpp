@@ -118,7 +118,7 @@ gradient<T> ln_backward(int d, const signal<T>& x, const ln_eval<T>& e, const gr
 template <class T>
 signal<T> residual_sum(const T& lambda, const signal<T>& x, const T& beta, const signal<T>& f) noexcept {
     signal<T> y;
-    y.mean = times0(lambda, x.mean) + times0(beta, f.mean);
+    y.mean = weighted_sum(lambda, x.mean, beta, f.mean);
     add_weighted(lambda, x.var, x.corr, beta, f.var, f.corr, y.var, y.corr);
     return y;
 }
