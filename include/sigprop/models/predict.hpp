@@ -388,7 +388,10 @@ act_eval<T> activation_eval(activation a, const signal<T>& x) noexcept {
 
 template <class T>
 gradient<T> activation_backward(activation a, const signal<T>& x, const act_eval<T>& e, const gradient<T>& g) noexcept {
-    return a == activation::relu ? backward_impl(relu<T>{}, x, g) : gelu_backward(e.same, e.cross, g);
+    // An overflowed input takes GeLU's ReLU limit, as backward_impl(gelu) does (its slope
+    // products are NaN there).
+    const bool relu_like = a == activation::relu || !(x.var <= std::numeric_limits<T>::max());
+    return relu_like ? backward_impl(relu<T>{}, x, g) : gelu_backward(e.same, e.cross, g);
 }
 
 /// Forward moments kept for the backward pass of one block.
