@@ -46,7 +46,8 @@ int run_story() {
     std::printf("\nPre-LN + Xavier: the stream variance grows linearly with depth and the gradient grows\n"
                 "toward the input, so the first layers get far larger weight gradients than the last.\n"
                 "Post-LN + Xavier: every layer pulls the tokens together until they are indistinguishable\n"
-                "(rank collapse), and the gradient shrinks geometrically toward the input.\n"
+                "(rank collapse), and the gradient falls steeply over the last layers (the least\n"
+                "accurate of these predictions: docs/ACCURACY.md, \"Whole models\").\n"
                 "DSLM: unit variance, gradients within a small factor, no collapse.\n\n");
     std::printf("Next: sigprop predict --norm post --scheme xavier --dropout 0   (per-layer table, diagnostics)\n"
                 "      sigprop predict bert-large --layers 192 --scheme dslm --plot dslm.png\n"
