@@ -28,6 +28,9 @@ for t in $targets; do
         -print_final_stats=1 "corpus/$t" "$root/fuzz/corpus/$t" 2>"fuzz_$t.log") || {
         tail -n 40 "$build/fuzz_$t.log" >&2
         echo "fuzz: $t FAILED (input saved in $build/)" >&2
+        # CI sets SIGPROP_FUZZ_REPORT_ONLY=1: a random search may find a new input on any
+        # run, which is reported (above) without failing an unrelated submission.
+        [[ ${SIGPROP_FUZZ_REPORT_ONLY:-0} == 1 ]] && continue
         exit 1
     }
     grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' "$build/fuzz_$t.log" | sed "s/^/fuzz: $t /"
