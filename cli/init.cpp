@@ -1,13 +1,11 @@
 // sigprop init: a scheme's initialisation for a model as JSON (schema: docs/TOOL.md,
 // "init"), for a training script to apply (examples/pytorch_init.py).
 #include <cstdio>
-#include <fstream>
-
-#include <unistd.h>
 
 #include "cli/commands.hpp"
 #include "cli/config.hpp"
 #include "sigprop/core/config.hpp"
+#include "sigprop/validation/output_file.hpp"
 
 namespace sigprop::cli {
 
@@ -61,19 +59,12 @@ int run_init(const init_options& o) {
         std::fputs(text.c_str(), stdout);
         return 0;
     }
-    // Written under a temporary name and renamed: a failed run leaves no partial file.
-    const std::string tmp = o.output + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream f(tmp);
-        f << text;
-        if (!f.flush()) {
-            std::remove(tmp.c_str());
-            throw usage_error("cannot write '" + o.output + "'");
-        }
-    }
-    if (std::rename(tmp.c_str(), o.output.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        throw usage_error("cannot write '" + o.output + "'");
+    // Written under a temporary name and renamed: a failed or interrupted run leaves no
+    // partial file.
+    try {
+        validation::write_file_atomically(o.output, text);
+    } catch (const validation::output_error& e) {
+        throw usage_error(e.what());
     }
     return 0;
 }

@@ -4,9 +4,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
+#include <optional>
 
 #include <unistd.h>
+
+#include "sigprop/validation/output_file.hpp"
 
 namespace sigprop::cli {
 
@@ -50,24 +52,35 @@ bool plot(const std::string& png, const diagnostics& d, const std::string& title
         return false;
     }
     namespace fs = std::filesystem;
-    const fs::path data = fs::temp_directory_path() / ("sigprop-plot-" + std::to_string(::getpid()) + ".dat");
+    // gnuplot writes the PNG under a temporary name that is renamed once it is complete;
+    // its data goes to a scratch file that is never committed, so both are removed on any
+    // failure and on SIGINT/SIGTERM (validation/output_file.hpp).
+    std::optional<validation::output_file> image, scratch;
+    try {
+        image.emplace(png);
+        scratch.emplace((fs::temp_directory_path() / ("sigprop-plot-" + std::to_string(::getpid()) + ".dat")).string());
+    } catch (const validation::output_error& e) {
+        std::fprintf(stderr, "sigprop: %s; no plot written\n", e.what());
+        return false;
+    }
+    const std::string data = scratch->temp_path();
     {
-        std::ofstream f(data);
+        std::ostream& f = scratch->stream();
         // x = layer in spec.sigmas order (an encoder-decoder's decoder follows its encoder).
         f << "0 " << cell(d.input.var, true) << ' ' << cell(d.input.corr, false) << ' '
           << cell(d.input_grad.var, true) << " ?\n";
         for (const auto& r : d.rows)
             f << r.index + 1 << ' ' << cell(r.x.var, true) << ' ' << cell(r.x.corr, false) << ' '
               << cell(r.g.var, true) << ' ' << cell(r.weight_grad, true) << '\n';
-        if (!f) {
+        if (!f.flush()) {
             std::fprintf(stderr, "sigprop: cannot write a temporary file for --plot; no plot written\n");
             return false;
         }
     }
-    const std::string dq = quoted(data.string());
+    const std::string dq = quoted(data);
     std::string script = "set datafile missing '?'\n"
                          "set terminal pngcairo size 1400,1000 noenhanced font ',10'\n"
-                         "set output " + quoted(png) + "\n"
+                         "set output " + quoted(image->temp_path()) + "\n"
                          "set multiplot layout 2,2 title " + quoted(title) + "\n"
                          "set key off\nset grid\nset xlabel 'layer'\n";
     // The wide-range quantities on log axes; the correlation on a linear one with the
@@ -86,9 +99,14 @@ bool plot(const std::string& png, const diagnostics& d, const std::string& title
         ok = ::pclose(p) == 0;
     }
     std::error_code ec;
-    fs::remove(data, ec);
-    if (!ok || !fs::exists(png) || fs::file_size(png, ec) == 0) {
+    if (!ok || fs::file_size(image->temp_path(), ec) == 0 || ec) {
         std::fprintf(stderr, "sigprop: gnuplot could not write '%s'; no plot written\n", png.c_str());
+        return false;
+    }
+    try {
+        image->commit();
+    } catch (const validation::output_error& e) {
+        std::fprintf(stderr, "sigprop: %s; no plot written\n", e.what());
         return false;
     }
     return true;

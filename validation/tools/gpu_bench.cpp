@@ -8,7 +8,6 @@
 // grid. Exit status 2 with one line on stderr when there is no usable GPU.
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -17,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sigprop/validation/gpu/device.hpp"
+#include "sigprop/validation/output_file.hpp"
 
 namespace gpu = sigprop::validation::gpu;
 namespace batched = sigprop::validation::batched;
@@ -93,9 +93,11 @@ int main(int argc, char** argv) {
         std::printf("%s: batch buffers %.1f MiB, peak device memory in use %.1f MiB\n", dev.name().c_str(),
                     out["workspace_mib"].get<double>(), out["peak_device_memory_mib"].get<double>());
         if (!json_out.empty()) {
-            std::ofstream f(json_out);
-            f << out.dump(1) << '\n';
-            if (!f.flush()) throw gpu::error("cannot write '" + json_out + "'");
+            try {
+                sigprop::validation::write_file_atomically(json_out, out.dump(1) + "\n");
+            } catch (const sigprop::validation::output_error& e) {
+                throw gpu::error(e.what());
+            }
         }
         return 0;
     } catch (const gpu::error& e) {

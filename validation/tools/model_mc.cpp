@@ -10,11 +10,17 @@
 //
 // Weight-gradient rows: one per spec.sigmas entry (an encoder-decoder: the N encoder layers,
 // then the N decoder layers, with the cross-attention columns).
+//
+// The output files are opened (under temporary names) before the simulation and renamed
+// into place once complete (validation/output_file.hpp): an unwritable path fails at once,
+// and a failed or interrupted run leaves none. They hold no wall-clock time, so the same
+// seed gives the same bytes at any thread count; the time is printed on stdout only.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,6 +32,7 @@
 #include "sigprop/models/resolved.hpp"
 #include "sigprop/models/schemes.hpp"
 #include "sigprop/models/spec.hpp"
+#include "sigprop/validation/output_file.hpp"
 #include "sigprop/validation/models/transformer.hpp"
 
 namespace {
@@ -203,6 +210,18 @@ int main(int argc, char** argv) {
         return 2;
     }
 
+    std::optional<sigprop::validation::output_file> csv_out, layers_out, json_out;
+    try {
+        if (!csv.empty()) {
+            csv_out.emplace(csv);
+            layers_out.emplace(csv + ".layers.csv");
+        }
+        if (!json.empty()) json_out.emplace(json);
+    } catch (const sigprop::validation::output_error& e) {
+        std::cerr << "model_mc: " << e.what() << "\n";
+        return 2;
+    }
+
     sigprop::validation::model_measurement m;
     double seconds = 0;
     try {
@@ -321,8 +340,8 @@ int main(int argc, char** argv) {
         std::printf("# predict() not available in this build: measurements only\n");
     }
 
-    if (!csv.empty()) {
-        std::ofstream f(csv);
+    if (csv_out) {
+        std::ostream& f = csv_out->stream();
         f << "index,boundary,x_mean,x_mean_se,x_var,x_var_se,x_cov,x_cov_se,x_corr,x_corr_se,g_var,g_var_se,g_cov,"
              "g_cov_se,g_corr,g_corr_se,pred_x_var,pred_x_corr,pred_g_var,pred_g_corr\n";
         f.precision(10);
@@ -334,7 +353,7 @@ int main(int argc, char** argv) {
               << g.var.value << ',' << g.var.se << ',' << g.cov.value << ',' << g.cov.se << ',' << g.corr.value << ','
               << g.corr.se << ',' << px_var[i] << ',' << px_corr[i] << ',' << pg_var[i] << ',' << pg_corr[i] << '\n';
         }
-        std::ofstream w(csv + ".layers.csv");
+        std::ostream& w = layers_out->stream();
         w.precision(10);
         w << "layer";
         for (int q = 0; q < nf; ++q) w << ',' << names[q] << ',' << names[q] << "_se,pred_" << names[q];
@@ -345,14 +364,14 @@ int main(int argc, char** argv) {
             w << '\n';
         }
     }
-    if (!json.empty()) {
+    if (json_out) {
         nlohmann::json j;
         j["spec"] = {{"layers", s.layers}, {"d_model", s.d_model}, {"d_ff", s.d_ff}, {"heads", s.heads},
                      {"seq_len", s.seq_len}, {"source_len", s.source_len}, {"norm", norm}, {"arch", arch}, {"act", act}, {"init", init},
                      {"sigma", sigma}, {"sigma_qk", sigma_qk}, {"lambda", s.lambda}, {"beta", s.beta},
                      {"p_hidden", s.p_hidden}, {"p_attention", s.p_attention}, {"final_norm", s.final_norm}};
         j["run"] = {{"sequences", m.sequences}, {"blocks", m.blocks}, {"per_draw", o.sequences_per_draw},
-                    {"seed", o.seed}, {"seconds", seconds}};
+                    {"seed", o.seed}};
         for (std::size_t i = 0; i < B; ++i) {
             const auto& x = m.forward[i];
             const auto& g = m.backward[i];
@@ -371,7 +390,14 @@ int main(int argc, char** argv) {
             j["weights"].push_back(w);
         }
         j["metrics"] = metrics;
-        std::ofstream(json) << j.dump(1) << '\n';
+        json_out->stream() << j.dump(1) << '\n';
+    }
+    try {
+        for (auto* f : {&csv_out, &layers_out, &json_out})
+            if (*f) (*f)->commit();
+    } catch (const sigprop::validation::output_error& e) {
+        std::cerr << "model_mc: " << e.what() << "\n";
+        return 2;
     }
     return 0;
 }

@@ -2,17 +2,22 @@
 // formulas (the paper's and ours) against them, in the paper's error-table layout.
 //
 //   sigprop-validate [--grid quick|paper|FILE.json] [--component NAME|all] [--seed N]
-//                    [--shard i/n] [--json OUT.json] [--threads N] [--quiet]
+//                    [--shard i/n] [--json OUT.json [--resume]] [--threads N] [--quiet]
 //                    [--backend cpu|cuda [--tf32]]
 //   sigprop-validate merge SHARD.json... [--json OUT.json]
 //
 // Bad input (unknown grid or component, malformed JSON, impossible parameters) exits with
 // status 2 and one line on stderr; output files are written to a temporary name and
-// renamed, so a failed or interrupted run never leaves a partial file.
+// renamed (validation/output_file.hpp), so a failed or interrupted run never leaves a
+// partial file. With --json, every finished point also goes to the journal OUT.json.journal
+// (sweep/journal.hpp), from which --resume continues an interrupted run.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -26,7 +31,9 @@
 #endif
 
 #include "sigprop/core/config.hpp"
+#include "sigprop/validation/output_file.hpp"
 #include "sigprop/validation/sweep/grid.hpp"
+#include "sigprop/validation/sweep/journal.hpp"
 #include "sigprop/validation/sweep/report.hpp"
 #include "sigprop/validation/sweep/run.hpp"
 #include "sigprop/validation/sweep/run_gpu.hpp"
@@ -46,20 +53,6 @@ json read_json_file(const std::string& path) {
         return json::parse(in);
     } catch (const json::exception& e) {
         throw sv::sweep_error("'" + path + "' is not valid JSON: " + e.what());
-    }
-}
-
-void write_json_atomically(const std::string& path, const json& j) {
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream out(tmp);
-        if (!out) throw sv::sweep_error("cannot write '" + path + "'");
-        out << j.dump(1) << '\n';
-        if (!out.flush()) throw sv::sweep_error("cannot write '" + path + "'");
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        throw sv::sweep_error("cannot rename the output into '" + path + "'");
     }
 }
 
@@ -135,8 +128,10 @@ private:
     clock::time_point start_ = clock::now(), last_{};
 };
 
+// No wall-clock time in the document: the same command gives the same bytes, however it
+// was run (threads, shards merged, interrupted and resumed). The time goes to stdout.
 json document(const std::string& grid, const sv::sweep_options& o, std::size_t total,
-              std::size_t selected, const std::vector<sv::point_record>& records, double seconds) {
+              std::size_t selected, json points) {
     json j;
     j["tool"] = tool;
     j["version"] = std::to_string(SIGPROP_VERSION_MAJOR) + "." + std::to_string(SIGPROP_VERSION_MINOR) +
@@ -148,22 +143,63 @@ json document(const std::string& grid, const sv::sweep_options& o, std::size_t t
     j["where"] = json::object();
     for (const auto& [name, values] : o.where) j["where"][name] = values;
     j["selected_points"] = selected;
-    j["seconds"] = seconds;
-    j["points"] = json::array();
-    for (const auto& r : records) j["points"].push_back(sv::to_json(r));
+    j["points"] = std::move(points);
     return j;
 }
 
+json points_of(const std::vector<sv::point_record>& records) {
+    json points = json::array();
+    for (const auto& r : records) points.push_back(sv::to_json(r));
+    return points;
+}
+
 int run_main(const std::string& grid, const std::string& component, const sv::sweep_options& o,
-             const std::string& json_out, bool quiet, const std::string& backend, sv::gpu::options gpu) {
+             const std::string& json_out, bool resume, bool quiet, const std::string& backend, sv::gpu::options gpu) {
     const sv::grid_set set = sv::restrict_to(load_grids(grid), component);
     const auto pts = sv::plan(set, o);
     if (pts.empty()) throw sv::sweep_error("no point of grid '" + set.name + "' passes the filters");
+    if (resume && json_out.empty()) throw sv::sweep_error("--resume needs --json (the journal is OUT.json.journal)");
+    sv::predict_all(pts);  // an impossible point stops the run before any file is touched
+    // The output is opened first, so an unwritable path fails now rather than after the sweep.
+    std::optional<sv::output_file> out;
+    std::optional<sv::journal_writer> journal;
+    std::vector<json> resumed;
+    if (!json_out.empty()) {
+        out.emplace(json_out);
+        const std::string journal_path = json_out + ".journal";
+        const json identity = sv::journal_identity(set.name, component, pts, o,
+                                                   backend == "cuda" ? (gpu.tf32 ? "cuda-tf32" : "cuda") : backend);
+        std::optional<std::vector<json>> earlier;
+        if (resume) earlier = sv::read_journal(journal_path, identity);
+        if (earlier) resumed = std::move(*earlier);
+        journal.emplace(journal_path, identity, earlier.has_value());
+    }
+    // The points still to measure; the journal's are taken as they are.
+    std::map<std::size_t, json> done;
+    for (auto& j : resumed) {
+        const std::size_t index = j.at("index").get<std::size_t>();
+        done.emplace(index, std::move(j));
+    }
+    std::vector<sv::planned_point> todo;
+    for (const auto& pt : pts)
+        if (!done.count(pt.index)) todo.push_back(pt);
+    if (done.size() + todo.size() != pts.size())
+        throw sv::sweep_error("journal '" + json_out + ".journal' holds points this run does not plan");
     progress_bar bar(!quiet);
+    const auto progress = [&](std::size_t k, std::size_t) { bar(done.size() + k, pts.size()); };
+    const auto finished = [&](const sv::point_record& r) {
+        if (journal) journal->append(r);
+    };
     const auto t0 = std::chrono::steady_clock::now();
-    const auto records =
-        backend == "cuda" ? sv::run_sweep_gpu(pts, o, gpu, std::ref(bar)) : sv::run_sweep(pts, o, std::ref(bar));
+    auto records = backend == "cuda" ? sv::run_sweep_gpu(todo, o, gpu, progress, finished)
+                                     : sv::run_sweep(todo, o, progress, finished);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // The table takes the resumed points as merge takes a shard's; the file, their JSON text.
+    for (const auto& [index, j] : done) records.push_back(sv::record_from_json(j));
+    for (const auto& r : records) done.emplace(r.index, sv::to_json(r));  // a resumed point keeps its text
+    std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
+    json points = json::array();
+    for (auto& [index, j] : done) points.push_back(std::move(j));
     std::string filters;
     for (const auto& [name, values] : o.where) {
         filters += " where " + name + " in {";
@@ -171,17 +207,23 @@ int run_main(const std::string& grid, const std::string& component, const sv::sw
             filters += (i ? "," : "") + sigprop::detail::format_value(values[i]);
         filters += "}";
     }
-    std::printf("grid %s, component %s, seed %llu, shard %d/%d%s: %zu of %zu points, %.1f s\n",
+    std::printf("grid %s, component %s, seed %llu, shard %d/%d%s: %zu of %zu points, %.1f s",
                 set.name.c_str(), component.c_str(), static_cast<unsigned long long>(o.seed),
                 o.shard_index, o.shard_count, filters.c_str(), records.size(), set.size(), secs);
+    if (!resumed.empty()) std::printf(" (%zu points from the journal)", resumed.size());
+    std::printf("\n");
     std::printf("relative error in percent, 50th/90th/99th percentile over the points\n");
     sv::print_table(stdout, sv::summarise(records));
     sv::sweep_options whole = o;
     whole.shard_index = 0;
     whole.shard_count = 1;
     const std::size_t selected = sv::plan(set, whole).size();
-    if (!json_out.empty())
-        write_json_atomically(json_out, document(set.name, o, set.size(), selected, records, secs));
+    if (out) {
+        if (!journal->ok()) throw sv::sweep_error("cannot write the journal '" + json_out + ".journal'");
+        out->stream() << document(set.name, o, set.size(), selected, std::move(points)).dump(1) << '\n';
+        out->commit();
+        journal->remove();
+    }
     return 0;
 }
 
@@ -190,7 +232,6 @@ int merge_main(const std::vector<std::string>& inputs, const std::string& json_o
     std::set<std::size_t> seen;
     json first;
     std::set<int> shards;
-    double secs = 0;
     for (const auto& path : inputs) {
         const json j = read_json_file(path);
         try {
@@ -203,7 +244,6 @@ int merge_main(const std::vector<std::string>& inputs, const std::string& json_o
                 throw sv::sweep_error("'" + path + "' has a different shard count than '" + inputs[0] + "'");
             if (!shards.insert(j.at("shard").at(0).get<int>()).second)
                 throw sv::sweep_error("shard " + j.at("shard").at(0).dump() + " is given twice");
-            secs += j.at("seconds").get<double>();
             for (const auto& pj : j.at("points")) {
                 auto r = sv::record_from_json(pj);
                 sv::find_driver(r.component);
@@ -228,14 +268,14 @@ int merge_main(const std::vector<std::string>& inputs, const std::string& json_o
     o.seed = first.at("seed").get<std::uint64_t>();
     for (const auto& [name, values] : first.at("where").items())
         o.where.emplace_back(name, values.get<std::vector<double>>());
-    std::printf("merged %zu shards of grid %s, seed %llu: %zu points, %.1f s of sweeping\n", shards.size(),
+    std::printf("merged %zu shards of grid %s, seed %llu: %zu points\n", shards.size(),
                 first.at("grid").get<std::string>().c_str(), static_cast<unsigned long long>(o.seed),
-                records.size(), secs);
+                records.size());
     std::printf("relative error in percent, 50th/90th/99th percentile over the points\n");
     sv::print_table(stdout, sv::summarise(records));
     if (!json_out.empty())
-        write_json_atomically(json_out,
-                              document(first.at("grid").get<std::string>(), o, total, selected, records, secs));
+        sv::write_file_atomically(
+            json_out, document(first.at("grid").get<std::string>(), o, total, selected, points_of(records)).dump(1) + "\n");
     return 0;
 }
 
@@ -247,7 +287,7 @@ int sigprop::validation::validate_command(int argc, char** argv, const char* pro
     std::vector<std::string> where;
     sv::sweep_options o;
     int threads = 0;
-    bool quiet = false;
+    bool quiet = false, resume = false;
     std::string backend = "cpu";
     sv::gpu::options gpu;
     app.add_option("--grid", grid, "quick, paper, or a JSON grid file (*.json)");
@@ -256,6 +296,9 @@ int sigprop::validation::validate_command(int argc, char** argv, const char* pro
     app.add_option("--shard", shard, "run only shard i of n (0 <= i < n): points with index mod n == i");
     app.add_option("--where", where, "keep only points with NAME in a list of values: NAME=V1,V2 (repeatable)");
     app.add_option("--json", json_out, "write every point (parameters, predictions, measurement, errors) here");
+    app.add_flag("--resume", resume,
+                 "continue an interrupted run of this same command from OUT.json.journal (which every --json "
+                 "run keeps until its output is written); no journal: start afresh");
     app.add_option("--threads", threads, "OpenMP threads (default: all cores)")->check(CLI::NonNegativeNumber);
     app.add_flag("--quiet", quiet, "no progress bar");
     app.add_option("--backend", backend, "cpu (Eigen, OpenMP) or cuda (cuBLAS, Thrust; every component)")
@@ -280,8 +323,11 @@ int sigprop::validation::validate_command(int argc, char** argv, const char* pro
         if (*merge) return merge_main(inputs, merge_out);
         parse_shard(shard, o);
         for (const auto& w : where) parse_where(w, o);
-        return run_main(grid, component, o, json_out, quiet, backend, gpu);
+        return run_main(grid, component, o, json_out, resume, quiet, backend, gpu);
     } catch (const sv::sweep_error& e) {
+        std::fprintf(stderr, "%s: error: %s\n", program, e.what());
+        return 2;
+    } catch (const sv::output_error& e) {
         std::fprintf(stderr, "%s: error: %s\n", program, e.what());
         return 2;
     } catch (const sigprop::invalid_argument& e) {

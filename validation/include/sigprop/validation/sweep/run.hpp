@@ -118,11 +118,16 @@ inline void store(point_record& r, const measurement& m) {
     r.half_b = values(m.y_halves[1], m.g_halves[1]);
 }
 
-/// Runs the planned points; `progress(done, total)` is called after each point (from any
-/// thread, serialised by the caller's own lock if it needs one).
+/// A finished point's record, handed over as soon as it is measured (the journal of
+/// sweep/journal.hpp); called from any thread, so it must be thread-safe and not throw.
+using point_callback = std::function<void(const point_record&)>;
+
+/// Runs the planned points; `progress(done, total)` and `finished(record)` are called after
+/// each point (from any thread, serialised by the caller's own lock if it needs one).
 inline std::vector<point_record> run_sweep(const std::vector<planned_point>& pts,
                                            const sweep_options& o,
-                                           const std::function<void(std::size_t, std::size_t)>& progress = {}) {
+                                           const std::function<void(std::size_t, std::size_t)>& progress = {},
+                                           const point_callback& finished = {}) {
     std::vector<point_record> records = predict_all(pts);
     std::atomic<std::size_t> done{0};
     const long long n = static_cast<long long>(pts.size());
@@ -133,6 +138,7 @@ inline std::vector<point_record> run_sweep(const std::vector<planned_point>& pts
         const driver& d = find_driver(r.component);
         const run_options ro = run_options_for(pt, o);
         store(r, d.measure(pt.p, ro));
+        if (finished) finished(r);
         const std::size_t k = ++done;
         if (progress) progress(k, pts.size());
     }

@@ -133,7 +133,8 @@ inline gpu_measure find_gpu_driver(const std::string& component) {
 /// and its memory use in one line on stderr.
 inline std::vector<point_record> run_sweep_gpu(const std::vector<planned_point>& pts, const sweep_options& o,
                                                gpu::options go,
-                                               const std::function<void(std::size_t, std::size_t)>& progress = {}) {
+                                               const std::function<void(std::size_t, std::size_t)>& progress = {},
+                                               const point_callback& finished = {}) {
     std::vector<detail::gpu_measure> measure;
     for (const auto& pt : pts) measure.push_back(detail::find_gpu_driver(pt.grid->component));
     std::vector<point_record> records = predict_all(pts);
@@ -141,6 +142,7 @@ inline std::vector<point_record> run_sweep_gpu(const std::vector<planned_point>&
     for (std::size_t i = 0; i < pts.size(); ++i) {
         const run_options ro = run_options_for(pts[i], o);
         store(records[i], batched::fold(measure[i](dev, pts[i].p, ro), ro.blocks));
+        if (finished) finished(records[i]);
         if (progress) progress(i + 1, pts.size());
     }
     std::fprintf(stderr, "gpu: %s, %s, batch buffers %.1f MiB, peak device memory in use %.1f MiB\n",
