@@ -29,7 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sigprop/models/predict.hpp"
-#include "sigprop/models/resolved.hpp"
+#include "sigprop/models/resolved_backward.hpp"
 #include "sigprop/models/schemes.hpp"
 #include "sigprop/models/spec.hpp"
 #include "sigprop/validation/output_file.hpp"
@@ -159,8 +159,8 @@ int main(int argc, char** argv) {
     std::string replay;
     bool resolved = false;
     app.add_flag("--resolved", resolved,
-                 "forward moments (x var, x corr) from predict_forward_resolved (position-resolved, O(L^2) per "
-                 "block; docs/theory/models.md section 8) instead of predict(); everything else from predict()");
+                 "predictions from predict_resolved (position-resolved forward, backward and weight-gradient "
+                 "norms, O(L^2) per block; docs/theory/models.md sections 8 and 10) instead of predict()");
     app.add_option("--replay", replay,
                    "score the measurement stored by an earlier --json run of the same model against this "
                    "build's predict() instead of simulating again");
@@ -241,7 +241,7 @@ int main(int argc, char** argv) {
     for (auto& row : pw) row.fill(NAN);
     bool have_pred = false;
     {
-        const sigprop::trajectory<double> t = sigprop::predict(s);
+        const sigprop::trajectory<double> t = resolved ? sigprop::predict_resolved(s) : sigprop::predict(s);
         if (t.points.size() == B && t.weight_grads.size() == W) {
             have_pred = true;
             for (std::size_t i = 0; i < B; ++i) {
@@ -249,13 +249,6 @@ int main(int argc, char** argv) {
                 px_corr[i] = t.points[i].x.corr;
                 pg_var[i] = t.points[i].g.var;
                 pg_corr[i] = t.points[i].g.corr;
-            }
-            if (resolved) {
-                const std::vector<sigprop::signal<double>> xr = sigprop::predict_forward_resolved(s);
-                for (std::size_t i = 0; i < B && i < xr.size(); ++i) {
-                    px_var[i] = xr[i].var;
-                    px_corr[i] = xr[i].corr;
-                }
             }
             for (std::size_t l = 0; l < W; ++l) {
                 const auto& w = t.weight_grads[l];

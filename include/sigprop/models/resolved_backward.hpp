@@ -1,0 +1,264 @@
+#pragma once
+// predict_resolved(spec): the whole trajectory (forward, backward and weight-gradient
+// norms) of an encoder or (causal) decoder stack from position-resolved states: the
+// forward of resolved.hpp, and a backward that carries the full L x L covariance of one
+// unit of the gradient instead of one variance and one pair correlation. Derivation,
+// assumptions and measured accuracy: docs/theory/models.md, section 10.
+//
+// Why: in a causal stack key j receives gradient from the queries i >= j only, each with
+// weight ~ 1/i, so the value path piles the gradient onto the first tokens (token 1 gets
+// sum_i P2_i G_i / i, the last token P2_L G_L / L); the next block down weights those
+// early rows by their larger E sum_j P_ij^2 and LayerNorm divides by each token's own
+// variance. predict() pools over positions after every block and under-predicts the
+// gradient's growth towards the input (48-layer Pre-LN decoder: 41 % low at the input).
+//
+// Cost: the forward's (O(layers L^2) pair maps), plus O(L^2) per block for the backward
+// (2-D suffix sums), and memory for four L x L matrices per block.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "sigprop/models/resolved.hpp"
+
+namespace sigprop {
+
+namespace detail {
+
+/// sum_ij a_ij b_ij: the weight-gradient norm's double sum over positions.
+template <class T>
+T frobenius_dot(const resolved_state<T>& a, const resolved_state<T>& b) noexcept {
+    T sum = 0;
+    for (std::size_t k = 0; k < a.c.size(); ++k) sum += mul0(a.c[k], b.c[k]);
+    return sum;
+}
+
+/// E||dW||_F^2 = d_in d_out sum_ij E[x_i x_j] E[g_i g_j] for y = x W (x: one input unit,
+/// g: one output unit; independent at initialisation, as weight_grad_norm assumes). The
+/// sum is >= 0 for valid moments; clamped against rounding. A sum that met an overflowed
+/// entry (NaN from inf - inf) is +infinity.
+template <class T>
+T resolved_weight_norm(int d_in, int d_out, const resolved_state<T>& x, const resolved_state<T>& g) noexcept {
+    const T s = frobenius_dot(x, g);
+    if (s != s) return std::numeric_limits<T>::infinity();
+    return s > T(0) ? mul0(T(d_in) * T(d_out), s) : T(0);
+}
+
+/// a * x + y elementwise, with 0 * inf = 0.
+template <class T>
+void add_scaled(const T& a, const resolved_state<T>& x, resolved_state<T>& y) noexcept {
+    for (std::size_t k = 0; k < y.c.size(); ++k) y.c[k] += mul0(a, x.c[k]);
+}
+
+/// x * f elementwise (a LayerNorm's or an activation's backward factor per pair).
+template <class T>
+resolved_state<T> times(const resolved_state<T>& x, const resolved_state<T>& f) noexcept {
+    resolved_state<T> y = x;
+    for (std::size_t k = 0; k < y.c.size(); ++k) y.c[k] = x.c[k] == T(0) ? T(0) : x.c[k] * f.c[k];
+    return y;
+}
+
+// Self-attention backward with a resolved gradient (our derivation, docs/theory/models.md
+// section 10). g: the covariance of one unit of the gradient at the heads' concatenation.
+// Row i (0-based) attends to the keys j < n_i (n_i = i + 1 causal, L otherwise); key j
+// receives from the rows that cover it, i >= j causal (all rows otherwise): lo(j) = j or 0.
+// With P_ij ~ 1/n_i (near-uniform) plus the pooled form::best's softmax statistics:
+//   E P_ij^2 = P2_i / n_i;   E P_ij P_ik = (1 - P2_i) / (n_i (n_i - 1))   (j != k)
+//   E P_ij P_i'j = e_ii' / (n_i n_i'),  e_ii' = min(e^rho, max(n_i, n_i'))   (i != i')
+//   E P_ij P_i'k = (1 - e_ii'/m) / (n_i n_i' - min(n_i, n_i')),  m = max(n_i, n_i')   (the
+//   rest of sum_jk P_ij P_i'k = 1 over the other key pairs)
+// give, per unit of dV,
+//   V_jj = sum_{i >= lo(j)} P2_i g_ii / ((1-p) n_i) + A(lo(j)),
+//   V_jk = B(lo(j), lo(k)) + sum_{i >= lo(max(j, k))} g_ii (1 - P2_i)/(n_i (n_i - 1)),
+// A(a) = sum_{i != i' >= a} e_ii' g_ii' / (n_i n_i') and B(a, b) the suffix sum over
+// i >= a, i' >= b, i != i' of g_ii' (1 - e_ii'/m)/(n_i n_i' - min): exactly the pooled
+// V-path brackets for an equicorrelated gradient without the mask. The Q path of row i
+// and the K path of key j are the pooled brackets with the row's own statistics
+// (w_i = 1 - 1/n_i causal, 1 otherwise: the softmax gradient removes the row's mean key):
+//   Q_ii = (1-r) [w_i P2_i (1/(1-p) - r) + (1-r)(1 - 1/n_i)/d] g_ii,
+//   Q_ii' = (1-r)^2 g_ii' (1/m + (1 - 1/m)/d)           (the rows share min(n_i, n_i') keys),
+//   K_jj = (1/(1-p) - r) sum_{i >= lo(j)} w_i P2_i g_ii / n_i + r (1-r) A(lo(j)),
+//   K_jk = -r (1-r) A0(lo(max(j, k))) / (c - 1),  c the number of rows covering both,
+// A0 as A with e_ii' = 1; times S-type scales as in predict (self_attention_gradients).
+// r, s2 and the score statistics are the block's pooled ones (as the resolved forward).
+template <class T>
+struct resolved_qkv {
+    resolved_state<T> q, k, v;  ///< per unit of dQ, dK, dV
+};
+
+template <class T>
+resolved_qkv<T> resolved_attention_gradients(const multi_head_attention<T>& m, const resolved_block<T>& b,
+                                             const resolved_state<T>& g) {
+    const int L = g.L;
+    const std::size_t Ls = std::size_t(L);
+    const T d = T(m.d_model);
+    const signal<T> pu = pooled(b.u);
+    const T r = pu.corr, inv = T(1) / (T(1) - m.p);
+    auto n_of = [&](int i) { return m.causal ? i + 1 : L; };
+    auto lo = [&](int j) { return m.causal ? j : 0; };
+    auto p2 = [&](int i) { return b.p2[std::size_t(n_of(i) - 1)]; };
+    auto pg = [&](int i) { return b.pg[std::size_t(n_of(i) - 1)]; };
+    // 1-D suffix sums over rows i >= a.
+    std::vector<T> d1(Ls + 1, T(0)), dq(Ls + 1, T(0)), d2(Ls + 1, T(0));
+    for (int i = L - 1; i >= 0; --i) {
+        const T n = T(n_of(i)), gi = g.at(i, i);
+        d1[std::size_t(i)] = d1[std::size_t(i) + 1] + mul0(p2(i) / n, gi);
+        dq[std::size_t(i)] = dq[std::size_t(i) + 1] + mul0(pg(i) / n, gi);
+        d2[std::size_t(i)] = d2[std::size_t(i) + 1] + (n > T(1) ? mul0((T(1) - p2(i)) / (n * (n - T(1))), gi) : T(0));
+    }
+    // A(a), A0(a): sums over the square i, i' >= a without its diagonal; B: 2-D suffix sums.
+    std::vector<T> A(Ls + 1, T(0)), A0(Ls + 1, T(0));
+    const std::size_t W = Ls + 1;
+    std::vector<T> B(W * W, T(0));
+    auto e_of = [&](int i, int k) {
+        const T mx = T(n_of(i) > n_of(k) ? n_of(i) : n_of(k));
+        return b.sc.e_rho < mx ? b.sc.e_rho : mx;
+    };
+    for (int a = L - 1; a >= 0; --a) {
+        T row = 0, row0 = 0;
+        for (int k = a + 1; k < L; ++k) {
+            const T w0 = g.at(a, k) / (T(n_of(a)) * T(n_of(k)));
+            row0 += w0;
+            row += e_of(a, k) * w0;
+        }
+        A[std::size_t(a)] = A[std::size_t(a) + 1] + T(2) * row;
+        A0[std::size_t(a)] = A0[std::size_t(a) + 1] + T(2) * row0;
+    }
+    for (int i = L - 1; i >= 0; --i)
+        for (int k = L - 1; k >= 0; --k) {
+            T term = 0;
+            if (i != k) {
+                const T ni = T(n_of(i)), nk = T(n_of(k));
+                const T mx = ni > nk ? ni : nk, mn = ni < nk ? ni : nk;
+                term = g.at(i, k) * (T(1) - e_of(i, k) / mx) / (ni * nk - mn);
+            }
+            const std::size_t ik = std::size_t(i) * W + std::size_t(k);
+            B[ik] = term + B[ik + W] + B[ik + 1] - B[ik + W + 1];
+        }
+    resolved_qkv<T> out;
+    out.q = out.k = out.v = resolved_state<T>{L, std::vector<T>(g.c.size(), T(0))};
+    for (int j = 0; j < L; ++j) {
+        const std::size_t a = std::size_t(lo(j));
+        const T nj = T(n_of(j));
+        out.v.at(j, j) = inv * d1[a] + A[a];
+        out.q.at(j, j) = (T(1) - r) * (pg(j) * (inv - r) + (T(1) - r) * (T(1) - T(1) / nj) / d) * g.at(j, j);
+        const T kjj = (inv - r) * dq[a] + r * (T(1) - r) * A[a];
+        out.k.at(j, j) = kjj > T(0) ? kjj : T(0);  // a variance: the bracket can dip below 0 only by rounding or r_g r < 0
+        for (int k = j + 1; k < L; ++k) {
+            const std::size_t c = std::size_t(lo(k));  // lo(max(j, k)) = lo(k)
+            out.v.at(j, k) = out.v.at(k, j) = B[a * W + c] + d2[c];
+            const T mx = T(n_of(k) > n_of(j) ? n_of(k) : n_of(j));
+            out.q.at(j, k) = out.q.at(k, j) = (T(1) - r) * (T(1) - r) * g.at(j, k) * (T(1) / mx + (T(1) - T(1) / mx) / d);
+            const T rows = T(L) - T(c);
+            out.k.at(j, k) = out.k.at(k, j) = rows > T(1) ? -r * (T(1) - r) * A0[c] / (rows - T(1)) : T(0);
+        }
+    }
+    // The scales of self_attention_gradients: dQ carries sigma_v^2 (d s2 sigma_k)^2 per
+    // unit of the bracket, dK sigma_v^2 (d s2 sigma_q)^2.
+    const T sq = mul0(mul0(d, pu.var), m.sigma_k), sk = mul0(mul0(d, pu.var), m.sigma_q);
+    out.q = scaled(mul0(m.sigma_v * m.sigma_v, sq * sq), out.q);
+    out.k = scaled(mul0(m.sigma_v * m.sigma_v, sk * sk), out.k);
+    return out;
+}
+
+/// One block's backward: from the gradient covariance G at the block's output to that at
+/// its input, filling the block's weight-gradient norms.
+template <class T>
+resolved_state<T> resolved_block_backward(const transformer_spec<T>& s, const layer_sigmas<T>& w,
+                                          const resolved_block<T>& b, bool attention, const resolved_state<T>& G,
+                                          weight_grad_norms<T>& wg) {
+    const int d = s.d_model, f = s.d_ff;
+    const T dd = T(d);
+    // Post-LN: the block's LayerNorm sits on the sum z; then beta and hidden dropout
+    // (independent per token: the variances grow by 1/(1-p)).
+    const resolved_state<T> gz = s.norm == norm_placement::post ? times(G, b.ln) : G;
+    resolved_state<T> go = scaled(s.beta * s.beta, gz);
+    const T drop = T(1) / (T(1) - s.p_hidden);
+    for (int i = 0; i < go.L; ++i) go.at(i, i) *= drop;
+    resolved_state<T> gu;
+    if (attention) {
+        const multi_head_attention<T> m{d, s.heads, s.seq_len, w.q, w.k, w.v, w.o,
+                                        s.p_attention, s.arch == architecture::decoder, form::best};
+        wg.o = resolved_weight_norm(d, d, b.mid, go);
+        const resolved_state<T> gh = scaled(dd * w.o * w.o, go);
+        const resolved_qkv<T> at = resolved_attention_gradients(m, b, gh);
+        wg.q = resolved_weight_norm(d, d, b.u, at.q);
+        wg.k = resolved_weight_norm(d, d, b.u, at.k);
+        wg.v = resolved_weight_norm(d, d, b.u, at.v);
+        gu = scaled(dd * w.v * w.v, at.v);
+        add_scaled(dd * w.q * w.q, at.q, gu);
+        add_scaled(dd * w.k * w.k, at.k, gu);
+    } else {
+        wg.ffn2 = resolved_weight_norm(f, d, b.ffn.act, go);
+        const resolved_state<T> g1 = times(scaled(dd * w.ffn2 * w.ffn2, go), b.ffn.slope);
+        wg.ffn1 = resolved_weight_norm(d, f, b.u, g1);
+        gu = scaled(T(f) * w.ffn1 * w.ffn1, g1);
+    }
+    resolved_state<T> gin = scaled(s.lambda * s.lambda, gz);
+    if (s.norm == norm_placement::pre)
+        add_scaled(T(1), times(gu, b.ln), gin);
+    else
+        add_scaled(T(1), gu, gin);
+    return gin;
+}
+
+/// Pooled like the estimator (pooled(): +infinity for an overflowed state, never NaN).
+template <class T>
+gradient<T> pooled_gradient(const resolved_state<T>& g) noexcept {
+    const signal<T> p = pooled(g);
+    return {p.var, p.corr};
+}
+
+}  // namespace detail
+
+/// The trajectory of predict(spec) (same points, same order) for an encoder or decoder
+/// stack, with the forward of predict_forward_resolved and the position-resolved backward
+/// and weight-gradient norms above. Throws sigprop::invalid_argument for an invalid spec
+/// (validate), an encoder-decoder and a nonzero input mean.
+template <class T>
+trajectory<T> predict_resolved(const transformer_spec<T>& s) {
+    using namespace detail;
+    validate(s);
+    std::vector<resolved_block<T>> blocks;
+    resolved_state<T> final_ln;
+    const std::vector<signal<T>> xs = resolved_forward(s, &blocks, &final_ln);
+    const int N = s.layers, L = s.seq_len;
+    const stack_kind stack = s.arch == architecture::decoder ? stack_kind::decoder : stack_kind::encoder;
+    trajectory<T> tr;
+    tr.weight_grads.assign(std::size_t(N), weight_grad_norms<T>{});
+    tr.points.push_back({boundary_kind::input, stack, -1, xs[0], {}});
+    for (int l = 0; l < N; ++l) {
+        tr.points.push_back({boundary_kind::attention, stack, l, xs[std::size_t(2 * l + 1)], {}});
+        tr.points.push_back({boundary_kind::ffn, stack, l, xs[std::size_t(2 * l + 2)], {}});
+    }
+    if (s.final_norm) tr.points.push_back({boundary_kind::final_norm, stack, N, xs.back(), {}});
+    const gradient<T> gt = s.output_gradient;
+    resolved_state<T> G{L, std::vector<T>(std::size_t(L) * std::size_t(L), gt.corr * gt.var)};
+    for (int i = 0; i < L; ++i) G.at(i, i) = gt.var;
+    std::size_t p = tr.points.size() - 1;
+    tr.points[p].g = pooled_gradient(G);
+    if (s.final_norm) {
+        G = times(G, final_ln);
+        tr.points[--p].g = pooled_gradient(G);
+    }
+    for (int l = N - 1; l >= 0; --l) {
+        const layer_sigmas<T>& w = s.sigmas[std::size_t(l)];
+        weight_grad_norms<T>& wg = tr.weight_grads[std::size_t(l)];
+        G = resolved_block_backward(s, w, blocks[std::size_t(2 * l + 1)], false, G, wg);
+        tr.points[--p].g = pooled_gradient(G);
+        G = resolved_block_backward(s, w, blocks[std::size_t(2 * l)], true, G, wg);
+        tr.points[--p].g = pooled_gradient(G);
+    }
+    const T inf = std::numeric_limits<T>::infinity();
+    int first = -1;
+    for (const auto& q : tr.points)
+        if (q.x.var == inf || q.g.var == inf) {
+            const int l = q.layer < 0 ? 0 : (q.layer >= N ? N - 1 : q.layer);
+            if (first < 0 || l < first) first = l;
+        }
+    for (std::size_t l = 0; l < tr.weight_grads.size(); ++l)
+        if (any_inf(tr.weight_grads[l]) && (first < 0 || int(l) < first)) first = int(l);
+    tr.overflow_layer = first;
+    return tr;
+}
+
+}  // namespace sigprop
