@@ -258,7 +258,7 @@ void check_series_against_exact(int L, T s, int& used_var, int& used_grad) {
     INFO("L = " << L << ", s = " << double(s));
     if (!detail::softmax_series_candidate(L, s)) return;
     const ss::lognormal_cumulants<T> cum(s);
-    const T tol = detail::softmax_series_tol<T>;
+    const T tol = detail::softmax_series_tol<T>();
     T v, err, p2, p3, p2q, grad;
     const bool okv = ss::var(cum, L, s, tol, v, err);
     const bool okg = ss::higher(cum, L, s, tol, p2, p3, p2q, grad, false);
@@ -301,12 +301,12 @@ TEST_CASE("softmax: the regions of the large-L expansion (double)") {
     auto var_ok = [](int L, double s) {
         if (!detail::softmax_series_candidate(L, s)) return false;
         double v, e;
-        return ss::var(ss::lognormal_cumulants<double>(s), L, s, detail::softmax_series_tol<double>, v, e);
+        return ss::var(ss::lognormal_cumulants<double>(s), L, s, detail::softmax_series_tol<double>(), v, e);
     };
     auto grad_ok = [](int L, double s) {
         if (!detail::softmax_series_candidate(L, s)) return false;
         double a, b, c, g;
-        return ss::higher(ss::lognormal_cumulants<double>(s), L, s, detail::softmax_series_tol<double>, a, b, c, g,
+        return ss::higher(ss::lognormal_cumulants<double>(s), L, s, detail::softmax_series_tol<double>(), a, b, c, g,
                           false);
     };
     // Documented in docs/theory/softmax.md.
@@ -327,7 +327,7 @@ TEST_CASE_TEMPLATE("softmax: the switch between expansion and quadrature is cont
     // public entry points' choice) and compare the public results just below and just above
     // it with the quadrature: both sides agree with it, so the jump is below 2 tol.
     namespace ss = detail::softmax_series;
-    const T tol = detail::softmax_series_tol<T>;
+    const T tol = detail::softmax_series_tol<T>();
     auto var_ok = [&](int L, T s) {
         if (!detail::softmax_series_candidate(L, s)) return false;
         T v, e;

@@ -134,6 +134,8 @@ TEST_CASE("schemes: T-Fixup without LayerNorm keeps the whole stack's gains dept
         CHECK(tx.points.back().x.var / tx.points.front().x.var > 1e6);
     }    // Without LayerNorm the overflow reaches the activations: a GeLU of infinite variance
     // must give +inf, not NaN (this 2 + 2 layer Xavier model gave NaN everywhere before).
+    // Its overflow came from attention's unbounded variance (docs/RELIABILITY.md, defect 8);
+    // now bounded, the first FFN's output weights overflow the stream instead.
     auto x = base<double>(architecture::encoder_decoder, 2);
     x.d_model = 32;
     x.d_ff = 64;
@@ -143,6 +145,7 @@ TEST_CASE("schemes: T-Fixup without LayerNorm keeps the whole stack's gains dept
     x.act = activation::gelu;
     apply_xavier(x);
     x.norm = norm_placement::none;
+    x.sigmas[0].ffn2 = 1e200;
     const auto t = predict(x);
     CHECK(t.overflow_layer >= 0);
     for (const auto& p : t.points) {
@@ -276,9 +279,12 @@ TEST_CASE("schemes: the solver meets a forward and a backward target together") 
         architecture arch;
         norm_placement norm;
     };
-    for (const cfg c : {cfg{architecture::encoder, norm_placement::pre}, cfg{architecture::decoder, norm_placement::pre},
-                        cfg{architecture::encoder_decoder, norm_placement::pre},
-                        cfg{architecture::encoder, norm_placement::none}}) {
+    // No causal stack: with attention's variance bounded (defect 8), a causal attention
+    // branch's gain at unit forward variance is at least 1.74 (decoder) or 1.30 (the
+    // decoder of an encoder-decoder) in this model, above every gain a GeLU FFN reaches
+    // here (1.02 - 1.09), so no common backward target exists; before, they were met only
+    // where e^{2 sig} ~ 1e7 >> L.
+    for (const cfg c : {cfg{architecture::encoder, norm_placement::pre}, cfg{architecture::encoder, norm_placement::none}}) {
         CAPTURE(int(c.arch));
         CAPTURE(int(c.norm));
         auto s = base<double>(c.arch, 4);
@@ -291,7 +297,9 @@ TEST_CASE("schemes: the solver meets a forward and a backward target together") 
         apply_xavier(s);
         s.lambda = std::sqrt(7.0 / 8);
         s.beta = std::sqrt(1.0 / 8);
-        const double target = 1.05;
+        // 1.05 was met only with e^{2 sig} ~ 1e7 >> L = 32, where attention's forward
+        // variance was unbounded (defect 8); 1.07 is inside both branches' reachable ranges.
+        const double target = 1.07;
         const auto gains = solve_init(s, init_targets<double>{1.0, target});
         for (const auto& g : gains) {
             CHECK(g.attention_backward == doctest::Approx(target).epsilon(1e-9));

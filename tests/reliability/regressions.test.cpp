@@ -4,7 +4,9 @@
 
 #include <climits>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "reliability/checks.hpp"
 #include "sigprop/sigprop.hpp"
@@ -103,4 +105,62 @@ TEST_CASE("reliability: a residual whose two weighted means overflow with opposi
     CHECK(!std::isnan(y.var));
     // Both products overflow, the sum does not: 4 (-M/2) + 3 (M/2) = -M/2, exactly.
     CHECK(detail::weighted_sum(T(4), -big / 2, T(3), big / 2) == -big / 2);
+}
+
+TEST_CASE_TEMPLATE("reliability: Zipf's same-row probability at an exponent whose double overflows is 1, not NaN", T,
+                   float, double, long double) {
+    // fuzz_formulas (docs/RELIABILITY.md, defect 12; float, V = 16, a = FLT_MAX): q needs
+    // H(V, 2a), and 2a = +inf made the Euler-Maclaurin integral (1 - s) ln(V/16) = inf * 0
+    // at V = 16. As a -> inf all the mass is on the first token, so q -> 1.
+    const T big = std::numeric_limits<T>::max();
+    for (std::uint64_t V : {std::uint64_t(15), std::uint64_t(16), std::uint64_t(17), std::uint64_t(1) << 40})
+        CHECK(same_row_probability_zipf<T>(V, big) == T(1));
+}
+
+TEST_CASE_TEMPLATE("reliability: attention's best-form forward variance never exceeds its convexity bound", T, float,
+                   double, long double) {
+    // Defect 8: with d_in = d_head = 8, L = 2, x.var = 1, sigma_v = 1 the delta-method
+    // bracket gave 2.0e29 at sigma_q = sigma_k = 1 and +inf from 2 on. The true variance
+    // is at most L d_in sigma_v^2 x.var / (1 - p) (see best_var_bracket).
+    // The bound itself is reached (up to rounding) where the cap binds.
+    const T slack = T(1) + T(16) * std::numeric_limits<T>::epsilon();
+    for (T p : {T(0), T(0.5)})
+        for (T s : {T(1), T(2), T(1e3)}) {
+            const T bound = T(2) * T(8) / (T(1) - p) * slack;
+            const signal<T> y = forward(attention<T>{8, 8, 2, s, s, T(1), p}, signal<T>{0, 1, 0});
+            CHECK(y.var <= bound);
+            CHECK(y.var > T(0));
+            CHECK(y.corr >= T(-1));
+            CHECK(y.corr <= T(1));
+            // The same head inside multi-head attention (one head, sigma_o = 1 on 8 units):
+            // the output projection multiplies by d_model sigma_o^2 = 8.
+            for (bool causal : {false, true}) {
+                const multi_head_attention<T> m{8, 1, 2, s, s, T(1), T(1), p, causal};
+                CHECK(forward(m, signal<T>{0, 1, 0}).var <= T(8) * bound);
+                // Causal row i sees i keys: var_i <= 64 i/(1 - p), |cov_12| <= 64 sqrt(2)/(1 - p).
+                for (int i : {1, 2})
+                    CHECK(variance_at(m, signal<T>{0, 1, 0}, i) <= T(64) * T(causal ? i : 2) / (T(1) - p) * slack);
+                const T cov_bound = T(64) * (causal ? std::sqrt(T(2)) : T(2)) / (T(1) - p);
+                CHECK(covariance_at(m, signal<T>{0, 1, T(0.5)}, 1, 2) <= cov_bound * slack);
+            }
+        }
+}
+
+TEST_CASE_TEMPLATE("reliability: causal attention's position moments at zero input variance are 0 past overflowed sigmas",
+                   T, float, double, long double) {
+    // fuzz_formulas (long double): variance_at formed sigma_o sigma_v sqrt(x.var) as
+    // inf * 0 = NaN with sigma_o = sigma_v = max and x.var = 0.
+    const T big = std::numeric_limits<T>::max();
+    const multi_head_attention<T> m{165, 3, 4008, 0, big, big, big, 0, true};
+    const signal<T> x{0, 0, std::numeric_limits<T>::min()};
+    CHECK(variance_at(m, x, 3) == T(0));
+    CHECK(covariance_at(m, x, 3, 2465) == T(0));
+}
+
+TEST_CASE_TEMPLATE("reliability: the same-row probability of huge block counts is finite in every precision", T, float,
+                   double, long double) {
+    // Found while checking defect 12's pattern: sum n_k (n_k - 1) / (L (L - 1)) overflowed
+    // a float in both sums (inf / inf = NaN) for 30 counts of 9e18; q = 1/30.
+    const std::vector<long long> counts(30, 9000000000000000000LL);
+    CHECK(double(same_row_probability_counts<T>(counts)) == doctest::Approx(1.0 / 30).epsilon(1e-6));
 }

@@ -39,14 +39,40 @@ SIGPROP_HD T attention_corr(const T& num, const T& den, const T& fallback) noexc
 
 /// The forward moments from the brackets var / scale and cov / scale (mean 0). An
 /// overflowed var bracket comes from the peaky-softmax term e^sig, which outgrows the
-/// covariance's e^rho (rho < sig): the correlation's limit is 0.
+/// covariance's e^rho (rho < sig): the correlation's limit is 0. The variance is capped at
+/// scale * cap, a bound on the true value (best_var_cap); the correlation is the ratio of
+/// the uncapped brackets, so that the cap changes nothing but the variance.
 template <class T>
-SIGPROP_HD signal<T> attention_signal(const T& scale, const T& vb, const T& cb) noexcept {
+SIGPROP_HD signal<T> attention_signal(const T& scale, const T& vb, const T& cb, const T& cap) noexcept {
     signal<T> y;
     y.mean = T(0);
-    y.var = vb > T(0) ? mul0(scale, vb) : T(0);
+    y.var = vb > T(0) ? mul0(scale, min_of(cap, vb)) : T(0);
     y.corr = is_finite(vb) ? attention_corr(cb, vb, T(1)) : T(0);
     return y;
+}
+
+/// The same without a cap (the paper's form, and callers that bound nothing).
+template <class T>
+SIGPROP_HD signal<T> attention_signal(const T& scale, const T& vb, const T& cb) noexcept {
+    return attention_signal(scale, vb, cb, T(1) / T(0));
+}
+
+/// A bound on the form::best forward variance bracket (units of m_v s2, see below) of a
+/// query row attending to n keys under dropout p, inv = 1/(1-p): n inv, for any scores
+/// (our derivation). Given X and P, E_Wv y^2 = sigma_v^2 |sum_j Pd_j X_j|^2 per output
+/// unit; the dropout masks (keep 1 - p, scale inv) average this to
+/// sigma_v^2 (|sum_j P_j X_j|^2 + k sum_j P_j^2 |X_j|^2), k = p inv. P is a probability
+/// vector, so by convexity |sum_j P_j X_j|^2 <= sum_j P_j |X_j|^2, and P_j^2 <= P_j <= 1:
+/// the whole is at most sigma_v^2 (1 + k) sum_j |X_j|^2, whose mean is
+/// sigma_v^2 inv n d_in (mu^2 + s2). With mu = 0 (the formula's own assumption; the
+/// components reject mu != 0) that is n inv times m_v s2 = d_in sigma_v^2 s2. The
+/// delta-method terms e^sig of best_var_bracket grow without bound once e^{2 sig} << n
+/// fails (2e29 instead of at most 16 at d_in = 8, n = 2, S = 64); the cap is met only
+/// there (at zero scores the bracket is r (1 + k/n) + (1 - r) inv/n <= inv, and n >= 2),
+/// and a prediction above a bound of the truth is never closer to it than the bound is.
+template <class T>
+SIGPROP_HD T best_var_cap(const T& n, const T& inv) noexcept {
+    return n * inv;
 }
 
 /// The gradient moments from the brackets var / scale and cov / scale; `fallback` is the
@@ -164,6 +190,7 @@ SIGPROP_HD signal<T> forward_impl(const attention<T>& c, const signal<T>& x, con
         const T tilt = max_of(T(0), T(1) - T(2) * sc.e_sig / n);
         vb = best_var_bracket(d, n, c.p * inv, r, sc.sum_p2, sc.sig, sc.e_sig);
         cb = best_cov_bracket(d, n, r, sc.rho, sc.e_rho, tilt);
+        return attention_signal(scale, vb, cb, best_var_cap(n, inv));
     }
     return attention_signal(scale, vb, cb);
 }

@@ -160,8 +160,11 @@ namespace detail {
 // s = 2 and smaller for larger s, so the result is accurate to the rounding of T
 // (long double included). The integral N^(1-s) (exp((1-s) l) - 1)/(1-s), l = ln(V/N), is
 // written with expm1 so that it neither cancels nor divides by zero near s = 1, and
-// log1p((V - N)/N) keeps l accurate for V near N. Terms that underflow end the series
-// (f^(k)(N) >= f^(k)(V)), which also keeps an overflowing (s)_n from meeting a zero power.
+// log1p((V - N)/N) keeps l accurate for V near N. At V = N the integral is exactly 0 and
+// is not formed: there (1 - s) l would be inf * 0 = NaN for s = +inf, which Zipf's 2a
+// reaches when a is finite but 2a overflows (fuzz_formulas, float). Terms that underflow
+// end the series (f^(k)(N) >= f^(k)(V)), which also keeps an overflowing (s)_n from
+// meeting a zero power.
 template <class T>
 SIGPROP_HD T harmonic(std::uint64_t V, T s) noexcept {
     using std::expm1;
@@ -175,7 +178,8 @@ SIGPROP_HD T harmonic(std::uint64_t V, T s) noexcept {
     const T fn = pow(n, -s), fv = pow(v, -s);
     const T l = log1p(T(V - N) / n);
     const T y = (T(1) - s) * l;
-    sum += n * fn * l * (y == T(0) ? T(1) : expm1(y) / y) + (fn + fv) / T(2);
+    const T integral = l > T(0) ? n * fn * l * (y == T(0) ? T(1) : expm1(y) / y) : T(0);
+    sum += integral + (fn + fv) / T(2);
     // B_2j / (2j)! for j = 1 .. 8, as exact integer ratios.
     constexpr long long num[8] = {1, -1, 1, -1, 1, -691, 1, -3617};
     constexpr long long den[8] = {12, 720, 30240, 1209600, 47900160, 1307674368000LL,
@@ -298,16 +302,20 @@ T same_row_probability_sequences(const R& sequences) {
 template <class T, std::ranges::forward_range R>
     requires std::integral<std::ranges::range_value_t<R>>
 T same_row_probability_counts(const R& counts) {
-    T pairs(0), total(0);
+    T total(0);
     std::size_t k = 0;
     for (const auto& c : counts) {
         detail::require_size("embedding", "counts[" + std::to_string(k++) + "]",
                              static_cast<long long>(c), 0);
-        pairs += T(c) * T(c - (c > 0 ? 1 : 0));
         total += T(c);
     }
     if (!(total >= T(2))) detail::fail("embedding", "sum(counts)", total, "[2, inf)");
-    return pairs / (total * (total - T(1)));
+    // Summed as (n_k / L) ((n_k - 1) / (L - 1)), products of two ratios in [0, 1]: the
+    // sums of n_k^2 and L^2 overflow a float for counts near LLONG_MAX (inf / inf = NaN).
+    T q(0);
+    for (const auto& c : counts)
+        if (c > 1) q += T(c) / total * (T(c - 1) / (total - T(1)));
+    return q;
 }
 
 /// q of a segment table when each position belongs to the first of two segments with

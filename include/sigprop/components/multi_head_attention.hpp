@@ -110,7 +110,8 @@ SIGPROP_HD signal<T> causal_head_forward(const attention<T>& c, const signal<T>&
     const T pairs = T(2) * (nl - cs.h * nl) / (nl * (nl - T(1)));
     const T wc = mul0(sc.rho, tilt) + mul0(sc.e_rho, d + sc.rho) * pairs;
     const T cb = r + mul0(T(1) - r, wc) / d;
-    return attention_signal(scale, vb, cb);
+    // Row i's bracket is at most best_var_cap(i, inv); their average, (L + 1)/2 inv.
+    return attention_signal(scale, vb, cb, best_var_cap((nl + T(1)) / T(2), T(1) / (T(1) - c.p)));
 }
 
 template <class T>
@@ -262,15 +263,19 @@ T variance_at(const multi_head_attention<T>& c, const signal<T>& x, int i) {
     using std::sqrt;
     const auto h = detail::head_of(c);
     const auto sc = detail::score_statistics(h.d_in, h.L, x.var, x.corr, h.sigma_q, h.sigma_k);
-    const T a = detail::mul0(c.sigma_o, c.sigma_v) * sqrt(x.var);
-    const T vb = detail::causal_row_bracket(h, x.corr, sc, i);
+    // mul0 twice: sigma_o sigma_v may overflow while x.var = 0 (inf * 0 = NaN, fuzz_formulas).
+    const T a = detail::mul0(detail::mul0(c.sigma_o, c.sigma_v), sqrt(x.var));
+    const T vb = detail::min_of(detail::best_var_cap(T(i), T(1) / (T(1) - c.p)),
+                                detail::causal_row_bracket(h, x.corr, sc, i));
     const T da = T(c.d_model) * a;
     return vb > T(0) ? detail::mul0(da * da, vb) : T(0);
 }
 
 /// Output covariance between positions i != j (1-based, same unit). Causal: the rows share
 /// keys 1..min(i, j), so at small query/key scale
-/// cov_ij = d sigma_o^2 m_v s2 [r + (1-r)/max(i, j)].
+/// cov_ij = d sigma_o^2 m_v s2 [r + (1-r)/max(i, j)]. Outside the regime of the form the
+/// bracket is capped at sqrt(i j)/(1 - p): by Cauchy-Schwarz |cov_ij| <= sqrt(var_i var_j),
+/// and var_i is at most i/(1 - p) in the same units (best_var_cap).
 template <class T>
 T covariance_at(const multi_head_attention<T>& c, const signal<T>& x, int i, int j) {
     validate(c);
@@ -287,8 +292,9 @@ T covariance_at(const multi_head_attention<T>& c, const signal<T>& x, int i, int
     const auto sc = detail::score_statistics(h.d_in, h.L, x.var, x.corr, h.sigma_q, h.sigma_k);
     const T d = T(c.d_model);
     const T tilt = detail::max_of(T(0), T(1) - sc.e_sig * (T(1) / T(i) + T(1) / T(j)));
-    const T cb = detail::best_cov_bracket(d, T(i > j ? i : j), x.corr, sc.rho, sc.e_rho, tilt);
-    const T da = d * detail::mul0(c.sigma_o, c.sigma_v) * sqrt(x.var);
+    const T cap = sqrt(T(i) * T(j)) / (T(1) - c.p);
+    const T cb = detail::min_of(cap, detail::best_cov_bracket(d, T(i > j ? i : j), x.corr, sc.rho, sc.e_rho, tilt));
+    const T da = d * detail::mul0(detail::mul0(c.sigma_o, c.sigma_v), sqrt(x.var));  // as in variance_at
     return detail::mul0(da * da, cb);
 }
 

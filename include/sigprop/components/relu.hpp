@@ -51,15 +51,50 @@ SIGPROP_HD relu_standard<W> relu_zero_mean(const W& r) noexcept {
 //   E[relu(a) relu(b)] = (m^2 + r) F2 + 2 m p Phi(m c) + sqrt(1 - r^2) / (2 pi) exp(-m^2 / (1 + r))
 // with F2 = P(u > -m, v > -m) = Phi2(m, m; r) and c = sqrt((1 - r) / (1 + r)); our derivation
 // in docs/theory/relu.md. The subtractions lose about log10(|m|^3) digits relative to the
-// (tiny) result; the working precision (double for float) covers that.
+// (tiny) result; the working precision (double for float) covers that. Below m = -5 the
+// mean and second moment are taken from Laplace's continued fraction instead (see
+// relu_tail_fractions), which has no subtraction: there the erfc route also lost ~2 m^2
+// ulps to the rounding of its argument m / sqrt 2, before the m^2-fold cancellation.
+template <class W>
+struct relu_tail_fractions {
+    W f0, f1, f2;
+};
+
+// Laplace's continued fraction for the Mills ratio, Phi(-t) / phi(t) = 1 / F_0 with
+// F_k = t + (k + 1) / F_{k+1} (evaluated backwards from depth 80, converged beyond long
+// double for t >= 5, as in normal_mills_ratio). With m = -t, P = Phi(m), p = phi(m):
+//   P = p / F_0,   m P + p = p (1 - t / F_0) = p / (F_0 F_1),
+//   (m^2 + 1) P + m p = p ((t^2 + 1) / F_0 - t) = 2 p / (F_0 F_1 F_2),
+// using F_0 - t = 1 / F_1 and F_1 - t = 2 / F_2 (our derivation).
+template <class W>
+relu_tail_fractions<W> relu_tail_fraction(const W& t) noexcept {
+    relu_tail_fractions<W> f{t, t, t};
+    W fk = t;
+    for (int k = 80; k >= 1; --k) {
+        fk = t + W(k) / fk;  // F_{k-1}
+        if (k == 3) f.f2 = fk;
+        if (k == 2) f.f1 = fk;
+    }
+    f.f0 = fk;
+    return f;
+}
+
 template <class W>
 relu_standard<W> relu_negative_mean(const W& m, const W& r) noexcept {
     using std::exp;
     using std::sqrt;
-    const W P = normal_cdf(m);
     const W p = normal_pdf(m);
-    const W mean = m * P + p;
-    const W second = (m * m + W(1)) * P + m * p;
+    W P, mean, second;
+    if (m < W(-5)) {
+        const relu_tail_fractions<W> f = relu_tail_fraction(-m);
+        P = p / f.f0;
+        mean = p / (f.f0 * f.f1);
+        second = W(2) * p / (f.f0 * f.f1 * f.f2);
+    } else {
+        P = normal_cdf(m);
+        mean = m * P + p;
+        second = (m * m + W(1)) * P + m * p;
+    }
     const W both = orthant_diagonal(m, r);
     W cross = (m * m + r) * both;
     if (r > W(-1)) {
@@ -79,17 +114,7 @@ relu_standard<W> relu_standard_moments(const W& m, const W& r) noexcept {
     using std::erf;
     using std::sqrt;
     if (m == W(0)) return relu_zero_mean(r);
-    if (m < W(0)) {
-        // Beyond m = -2 the subtractions above cost up to ~m^4 ulps; in double that would
-        // be visible (5e-11 relative at m = -10), so the tail is evaluated in long double.
-        if constexpr (std::is_same_v<W, double>) {
-            if (m < W(-2)) {
-                const auto w = relu_negative_mean<long double>(m, r);
-                return {W(w.excess), W(w.var), W(w.cov), W(w.pos), W(w.both)};
-            }
-        }
-        return relu_negative_mean(m, r);
-    }
+    if (m < W(0)) return relu_negative_mean(m, r);
     const relu_standard<W> n = relu_negative_mean(-m, r);
     const W e = erf(m / sqrt(W(2)));
     return {n.excess, e + n.var, r * e + n.cov, normal_cdf(m), orthant_diagonal(m, r)};
@@ -108,9 +133,19 @@ SIGPROP_HD W relu_standard_mean(const W& mu, const W& s) noexcept {
 // when the output variance vanishes the correlation takes its limit as m -> -inf, which is
 // 1 for r = 1 and 0 otherwise (the joint tail exp(-m^2 / (1 + r)) dies faster than the
 // single tail exp(-m^2 / 2)).
-template <class T>
-signal<T> relu_forward_best(const signal<T>& x) noexcept {
-    using W = gaussian_work_t<T>;
+//
+// Working precision: gaussian_work_t<T>, except below m = -2 for double, where the tail is
+// evaluated in long double (relu_tail_t). There the subtractions of relu_negative_mean cost
+// up to ~m^4 ulps (5e-11 relative in double at m = -10), and near the density's underflow
+// (m ~ -37.5 in double) the standard moments are subnormal or 0 in double: rounded there
+// before being scaled by s^2 and divided (cov / var), they lost up to all their digits
+// (RELIABILITY.md, defect 9). m itself is formed in long double too: the result's relative
+// error is ~m^2 times m's.
+template <class W>
+using relu_tail_t = std::conditional_t<std::is_same_v<W, double>, long double, W>;
+
+template <class T, class W>
+signal<T> relu_forward_in(const signal<T>& x) noexcept {
     using std::sqrt;
     const W var = W(x.var), r = W(x.corr), mu = W(x.mean);
     const W s = sqrt(var);
@@ -127,6 +162,16 @@ signal<T> relu_forward_best(const signal<T>& x) noexcept {
     else if (z.var > W(0)) y.corr = T(clamp_corr(z.cov / z.var));
     else y.corr = T(0);
     return y;
+}
+
+template <class T>
+signal<T> relu_forward_best(const signal<T>& x) noexcept {
+    using W = gaussian_work_t<T>;
+    using E = relu_tail_t<W>;
+    if constexpr (!std::is_same_v<E, W>) {
+        if (W(x.mean) < W(-2) * std::sqrt(W(x.var))) return relu_forward_in<T, E>(x);
+    }
+    return relu_forward_in<T, W>(x);
 }
 
 // Paper Table 1, exact for a zero-mean Gaussian input, typed as published:
@@ -154,9 +199,10 @@ signal<T> forward_impl(const relu<T>& c, const signal<T>& x) noexcept {
 // At zero mean F2 = 1/4 + asin(r) / (2 pi) (paper Table 1); the best form uses
 // F2 = Phi2(m, m; r) for any mean. When P(a > 0) underflows the correlation takes its
 // limit (r_g for r = 1, else 0), as in the forward pass.
-template <class T>
-gradient<T> backward_impl(const relu<T>& c, const signal<T>& x, const gradient<T>& g) noexcept {
-    using W = gaussian_work_t<T>;
+// Working precision as for the forward: long double for double below m = -2, where P(a > 0)
+// and the orthant probability are subnormal in double near the density's underflow.
+template <class T, class W>
+gradient<T> relu_backward_in(const relu<T>& c, const signal<T>& x, const gradient<T>& g) noexcept {
     using std::asin;
     using std::sqrt;
     const W r = W(x.corr);
@@ -175,6 +221,16 @@ gradient<T> backward_impl(const relu<T>& c, const signal<T>& x, const gradient<T
     if (pos > W(0)) d.corr = T(clamp_corr(W(g.corr) * both / pos));
     else d.corr = r >= W(1) ? g.corr : T(0);
     return d;
+}
+
+template <class T>
+gradient<T> backward_impl(const relu<T>& c, const signal<T>& x, const gradient<T>& g) noexcept {
+    using W = gaussian_work_t<T>;
+    using E = relu_tail_t<W>;
+    if constexpr (!std::is_same_v<E, W>) {
+        if (c.form != form::paper && W(x.mean) < W(-2) * std::sqrt(W(x.var))) return relu_backward_in<T, E>(c, x, g);
+    }
+    return relu_backward_in<T, W>(c, x, g);
 }
 
 }  // namespace detail

@@ -78,7 +78,7 @@ template <class W>
 SIGPROP_HD void gumbel_pair(W ex, W& f, W& c) noexcept {
     using std::exp;
     using std::expm1;
-    constexpr W flush = W(-0.85 * 0.6931471805599453 * std::numeric_limits<W>::min_exponent);
+    const W flush = W(-0.85 * 0.6931471805599453 * std::numeric_limits<W>::min_exponent);
     if (ex > flush) {
         f = W(0);
         c = W(1);
@@ -427,9 +427,12 @@ SIGPROP_HD series_value<W> neg_power(const lognormal_cumulants<W>& cum, int K, W
 }
 
 /// Largest s for which the expansion is tried (beyond it the series cannot reach double
-/// precision for any representable L, and its terms would overflow).
+/// precision for any representable L, and its terms would overflow). A function, not a
+/// constexpr variable, so that W may be a non-literal type (Boost.Multiprecision).
 template <class W>
-inline constexpr W max_s = W(3);
+SIGPROP_HD W max_s() noexcept {
+    return W(3);
+}
 
 /// Smallest L for which the expansion is tried.
 inline constexpr int min_L = 8;
@@ -495,16 +498,19 @@ SIGPROP_HD bool higher(const lognormal_cumulants<W>& cum, int L, W s, W tol, W& 
 
 /// The relative tolerance asked of the large-L expansion: 64 eps of the working precision
 /// (1.4e-14 in double); the neglected remainder is well below it (see softmax_series).
+/// A function for the same reason as softmax_series::max_s.
 template <class W>
-inline constexpr W softmax_series_tol = std::numeric_limits<W>::epsilon() * W(64);
+SIGPROP_HD W softmax_series_tol() noexcept {
+    return std::numeric_limits<W>::epsilon() * W(64);
+}
 
 /// True when the large-L expansion is worth trying at (L, s): cheap screen on the size of
 /// the smallest term, about min_d e^{(d+1)^2 s/2} / (L - 1)^d, against the tolerance.
 template <class W>
 SIGPROP_HD bool softmax_series_candidate(int L, W s) noexcept {
     using std::log;
-    if (L < softmax_series::min_L || !(s > W(0)) || !(s <= softmax_series::max_s<W>)) return false;
-    const W lnn = log(W(L - 1)), lt = log(softmax_series_tol<W>);
+    if (L < softmax_series::min_L || !(s > W(0)) || !(s <= softmax_series::max_s<W>())) return false;
+    const W lnn = log(W(L - 1)), lt = log(softmax_series_tol<W>());
     for (int d = 2; d <= softmax_series::max_order; ++d)
         if (W((d + 1) * (d + 1)) * s / W(2) - W(d) * lnn < lt) return true;
     return false;
@@ -525,8 +531,8 @@ SIGPROP_HD softmax_moment_set<T> softmax_moments(int L, T s_in) noexcept {
     if (softmax_series_candidate(L, s)) {
         const softmax_series::lognormal_cumulants<W> cum(s);
         W v, err, p2, p3, p2q, grad;
-        if (softmax_series::var(cum, L, s, softmax_series_tol<W>, v, err) &&
-            softmax_series::higher(cum, L, s, softmax_series_tol<W>, p2, p3, p2q, grad))
+        if (softmax_series::var(cum, L, s, softmax_series_tol<W>(), v, err) &&
+            softmax_series::higher(cum, L, s, softmax_series_tol<W>(), p2, p3, p2q, grad))
             return {T(p2), T(p3), T(p2q), T(v), T(grad)};
     }
     return softmax_moments_exact(L, s_in);
@@ -541,7 +547,7 @@ SIGPROP_HD T softmax_var(int L, T s_in) noexcept {
     if (softmax_series_candidate(L, s)) {
         const softmax_series::lognormal_cumulants<W> cum(s);
         W v, err;
-        if (softmax_series::var(cum, L, s, softmax_series_tol<W>, v, err)) return T(v);
+        if (softmax_series::var(cum, L, s, softmax_series_tol<W>(), v, err)) return T(v);
     }
     return softmax_moments_exact(L, s_in).var;
 }
@@ -554,7 +560,7 @@ SIGPROP_HD T softmax_grad(int L, T s_in) noexcept {
     if (softmax_series_candidate(L, s)) {
         const softmax_series::lognormal_cumulants<W> cum(s);
         W p2, p3, p2q, grad;
-        if (softmax_series::higher(cum, L, s, softmax_series_tol<W>, p2, p3, p2q, grad, false))
+        if (softmax_series::higher(cum, L, s, softmax_series_tol<W>(), p2, p3, p2q, grad, false))
             return T(grad);
     }
     return softmax_moments_exact(L, s_in).grad;
