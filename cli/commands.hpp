@@ -10,6 +10,7 @@ struct predict_options {
     model_options model;
     int every{0};  ///< table stride; 0: about 24 rows
     bool csv{false}, json{false};
+    bool resolved{false};  ///< predict_resolved instead of predict
     std::string plot;
 };
 

@@ -48,6 +48,9 @@ int main(int argc, char** argv) {
         "predict", "closed-form moments at every layer, with diagnostics; no arguments: the built-in comparison");
     add_model_options(*predict, po.model);
     predict->add_option("--every", po.every, "show every k-th layer in the table (default: about 24 rows)");
+    predict->add_flag("--resolved", po.resolved,
+                      "position-resolved prediction (predict_resolved): more accurate for decoders, "
+                      "O(layers L^2) time and memory; encoder or decoder stacks, zero input mean");
     predict->add_flag("--csv", po.csv, "print every residual boundary as CSV instead of the table");
     predict->add_flag("--json", po.json, "print the prediction as JSON (docs/TOOL.md) instead of the table");
     predict->add_option("--plot", po.plot, "also draw a 4-panel PNG with gnuplot");
@@ -67,7 +70,7 @@ int main(int argc, char** argv) {
         if (app.got_subcommand("presets")) return list_presets();
         if (*init) return run_init(io);
         const bool nothing = po.model.preset.empty() && po.model.config.empty() && !po.model.any() &&
-                             !po.csv && !po.json && po.plot.empty() && po.every == 0;
+                             !po.csv && !po.json && !po.resolved && po.plot.empty() && po.every == 0;
         return nothing ? run_story() : run_predict(po);
     } catch (const usage_error& e) {
         return fail(e.what());

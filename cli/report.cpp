@@ -118,12 +118,13 @@ void print_csv(std::FILE* out, const transformer_spec<double>& s, const trajecto
 }
 
 json predict_document(const transformer_spec<double>& s, const std::string& scheme, const trajectory<double>& tr,
-                      const diagnostics& d) {
+                      const diagnostics& d, const std::string& method) {
     json j;
     j["format"] = "sigprop-predict";
     j["version"] = format_version;
     j["sigprop_version"] = std::to_string(SIGPROP_VERSION_MAJOR) + "." + std::to_string(SIGPROP_VERSION_MINOR) + "." +
                            std::to_string(SIGPROP_VERSION_PATCH);
+    j["method"] = method;
     j["spec"] = spec_to_json(s, scheme);
     json diag = {{"forward_growth", value(d.forward_growth)},
                  {"grad_growth", value(d.grad_growth)},

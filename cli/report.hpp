@@ -23,7 +23,9 @@ void print_table(std::FILE* out, const transformer_spec<double>& s, const diagno
 void print_diagnostics(std::FILE* out, const transformer_spec<double>& s, const diagnostics& d);
 void print_csv(std::FILE* out, const transformer_spec<double>& s, const trajectory<double>& tr,
                const diagnostics& d);
+/// `method`: "predict" or "predict_resolved", the function that computed `tr`.
 nlohmann::json predict_document(const transformer_spec<double>& s, const std::string& scheme,
-                                const trajectory<double>& tr, const diagnostics& d);
+                                const trajectory<double>& tr, const diagnostics& d,
+                                const std::string& method = "predict");
 
 }  // namespace sigprop::cli

@@ -92,6 +92,25 @@ if grep -qi "nan" "$work/default.txt" "$work/deep.txt" "$work/boom.txt"; then ba
 "$exe" predict bert-base --csv >"$work/p.csv" || bad "--csv"
 [[ $(wc -l <"$work/p.csv") -eq 26 ]] && ok || bad "--csv has $(wc -l <"$work/p.csv") lines, want 26"
 
+# --resolved: the position-resolved prediction, refused where it does not apply.
+"$exe" predict --arch decoder --layers 4 --d-model 64 --heads 4 --d-ff 256 --seq-len 32 --norm pre --scheme xavier \
+    --json >"$work/pooled.json" || bad "decoder --json"
+"$exe" predict --arch decoder --layers 4 --d-model 64 --heads 4 --d-ff 256 --seq-len 32 --norm pre --scheme xavier \
+    --json --resolved >"$work/resolved.json" || bad "decoder --json --resolved"
+python3 - "$work/pooled.json" "$work/resolved.json" <<'PY' && ok || bad "--resolved document"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert a["method"] == "predict" and b["method"] == "predict_resolved"
+assert len(a["points"]) == len(b["points"])
+# Same forward input, a different (position-resolved) gradient at the causal stack's input.
+assert a["points"][0]["var"] == b["points"][0]["var"]
+ga, gb = a["points"][0]["grad_var"], b["points"][0]["grad_var"]
+assert gb > 0 and abs(ga - gb) > 1e-3 * ga, (ga, gb)
+PY
+expect_error "not an encoder-decoder" predict t5-base --resolved
+expect_error "limit 8 GiB" predict gpt2-small --resolved --layers 100000
+expect_error "input.mean" predict --arch decoder --layers 2 --input-mean 1 --input-var 1 --input-corr 0 --resolved
+
 # Round trips: --json and init documents read back by --config predict the same.
 same_prediction() {
     python3 - "$1" "$2" <<'PY'
