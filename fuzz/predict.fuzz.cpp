@@ -4,12 +4,7 @@
 // bounded so one execution stays fast. predict() may only throw sigprop::invalid_argument;
 // a trajectory must hold no NaN, only variances >= 0 or +inf, |corr| <= 1, and report the
 // overflow it contains.
-//
-// Defect 6 of docs/RELIABILITY.md (negative and NaN gradient variances in predict) is open:
-// until it is fixed the trajectory invariants are checked only when SIGPROP_FUZZ_STRICT is
-// set, so that CI keeps fuzzing predict for crashes, sanitizer reports and stray exceptions.
 #include <cstdint>
-#include <cstdlib>
 
 #include "byte_reader.hpp"
 #include "predict_checks.hpp"
@@ -71,10 +66,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     byte_reader in(data, size);
     const sigprop::transformer_spec<double> s = any_spec(in);
     if (!sigprop::fuzz::cheap_enough(s)) return 0;
-    static const bool strict = std::getenv("SIGPROP_FUZZ_STRICT") != nullptr;
-    sigprop::fuzz::only_throws<sigprop::invalid_argument>([&] {
-        const sigprop::trajectory<double> tr = sigprop::predict(s);
-        if (strict) sigprop::fuzz::check(tr);
-    });
+    sigprop::fuzz::only_throws<sigprop::invalid_argument>([&] { sigprop::fuzz::check(sigprop::predict(s)); });
     return 0;
 }

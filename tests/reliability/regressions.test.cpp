@@ -164,3 +164,118 @@ TEST_CASE_TEMPLATE("reliability: the same-row probability of huge block counts i
     const std::vector<long long> counts(30, 9000000000000000000LL);
     CHECK(double(same_row_probability_counts<T>(counts)) == doctest::Approx(1.0 / 30).epsilon(1e-6));
 }
+
+namespace {
+// A two-layer encoder whose layer-0 attention scores overflow (sigma_q = sigma_k = 1e3:
+// the attention output's variance is +inf) and whose layer-1 attention has sigma_o = 0.
+transformer_spec<double> overflowing_attention_spec(norm_placement norm, double lambda) {
+    transformer_spec<double> s;
+    s.layers = 2;
+    s.d_model = 8;
+    s.d_ff = 8;
+    s.heads = 1;
+    s.seq_len = 4;
+    s.norm = norm;
+    s.final_norm = false;
+    s.arch = architecture::encoder;
+    s.lambda = lambda;
+    s.input = {0, 1, 0.5};
+    s.output_gradient = {1, 0.5};
+    layer_sigmas<double> w;
+    w.q = w.k = 1e3;
+    w.v = w.o = w.ffn1 = w.ffn2 = 1;
+    s.sigmas = {w, w};
+    s.sigmas[1].o = 0;
+    return s;
+}
+
+void check_invariants(const trajectory<double>& t) {
+    bool any_inf = false;
+    for (const auto& p : t.points) {
+        CHECK(reliability::good(p.x));
+        CHECK(reliability::good(p.g));
+        any_inf = any_inf || std::isinf(p.x.var) || std::isinf(p.g.var);
+    }
+    for (const auto& w : t.weight_grads)
+        for (double v : {w.q, w.k, w.v, w.o, w.ffn1, w.ffn2}) {
+            CHECK(reliability::good_var(v));
+            any_inf = any_inf || std::isinf(v);
+        }
+    CHECK(any_inf == (t.overflow_layer >= 0));
+}
+}  // namespace
+
+TEST_CASE("reliability: predict keeps +inf downstream of an overflowed attention output in a pre-LN stack") {
+    // Defect 6, forward class: the stream's variance is +inf after layer 0; layer 1's
+    // attention output is +inf again and met sigma_o = 0 in the output projection as
+    // 0 * inf (NaN at layer 1's attention boundary). A zero weight matrix maps anything to 0.
+    const trajectory<double> t = predict(overflowing_attention_spec(norm_placement::pre, 1));
+    check_invariants(t);
+    REQUIRE(t.points.size() == 5);
+    CHECK(t.points[1].x.var == std::numeric_limits<double>::infinity());
+    CHECK(t.points[3].x.var == std::numeric_limits<double>::infinity());  // lambda x + 0 with x.var = inf
+    CHECK(t.overflow_layer == 0);
+    // The component on its own: W = 0 silences an overflowed input and gradient.
+    const signal<double> y = detail::forward_impl(linear<double>{8, 8, 0}, signal<double>{0, HUGE_VAL, 0.5});
+    CHECK(y.var == 0);
+    CHECK(y.corr == 0.5);
+    CHECK(detail::backward_impl(linear<double>{8, 8, 0}, y, gradient<double>{HUGE_VAL, 0.5}).var == 0);
+    // An overflowed variance with a finite mean keeps its correlation (only an infinite
+    // mean makes every token equal).
+    CHECK(detail::forward_impl(linear<double>{8, 8, 1}, signal<double>{2, HUGE_VAL, 0.5}).corr == 0.5);
+    CHECK(detail::forward_impl(linear<double>{8, 8, 1}, signal<double>{HUGE_VAL, 1, 0.5}).corr == 1);
+}
+
+TEST_CASE("reliability: predict has no NaN correlation behind a post-LN LayerNorm with lambda = 3e5") {
+    // Defect 6, post-LN class: the same 0 * inf in the output projection hid behind the
+    // LayerNorm, which returns variance 1 and passed the NaN on as the token correlation.
+    // Layer 0 stays finite here, so that the stream reaching layer 1 is not fully
+    // correlated (an overflowed layer 0 leaves corr 1, and then no scores overflow).
+    transformer_spec<double> s = overflowing_attention_spec(norm_placement::post, 3e5);
+    s.sigmas[0].q = s.sigmas[0].k = 1;
+    const trajectory<double> t = predict(s);
+    check_invariants(t);
+    CHECK(t.points.back().x.var == 1);
+}
+
+TEST_CASE("reliability: predict's value-path gradient variance is never negative") {
+    // Defect 6, backward class: the V path's bracket r_g E c^2 + (1 - r_g) E sum P^2 is
+    // negative for r_g below -1/(L-1) (not realisable, but the spec accepts any r_g) when
+    // the column sums are large; the variance is clamped at 0 as the component's total is.
+    transformer_spec<double> s = overflowing_attention_spec(norm_placement::pre, 1);
+    s.seq_len = 64;
+    s.layers = 1;
+    s.sigmas = {layer_sigmas<double>{1, 1, 1, 1, 1, 1}};
+    s.input = {0, 1, 0.9};
+    s.output_gradient = {1, -0.5};
+    const trajectory<double> t = predict(s);
+    check_invariants(t);
+    const auto sc = detail::score_statistics(8, 64, 1.0, t.points[0].x.corr, 1.0, 1.0);
+    CHECK(0.5 * sc.col2 > 1.5 * sc.sum_p2);  // the regime: -0.5 E c^2 outweighs 1.5 E sum P^2
+}
+
+TEST_CASE("reliability: a pre-LN stack whose stream underflows keeps going") {
+    // Defect 7: lambda < 1 and a silent branch (sigma_v = 0) shrink the stream's variance by
+    // lambda^2 per layer; after about 540 layers it underflowed to an exact 0 and the next
+    // layer_norm threw invalid_argument for this valid input. The sum now stays at the
+    // smallest positive double, and the LayerNorm (scale-invariant) passes the correlation.
+    const int d = 16;
+    const multi_head_attention<double> silent{d, 2, 8, 1, 1, 0, 1, 0, false};
+    const auto stack = repeat(2000, residual(serial(layer_norm<double>{d}, silent), 0.5, 1.0));
+    const signal<double> x{0, 1, 0.25};
+    const signal<double> y = forward(stack, x);
+    CHECK(y.var == std::numeric_limits<double>::denorm_min());
+    CHECK(y.corr == 0.25);
+    const gradient<double> g = backward(stack, x, gradient<double>{1, 0.5});
+    CHECK(reliability::good(g));
+    // The skip path's 0.5^4000 g.var underflows the same way (the silent branch adds 0).
+    CHECK(g.var == std::numeric_limits<double>::denorm_min());
+    CHECK(g.corr == 0.5);
+    // The rule itself: a positive term that underflows keeps the sum positive.
+    double var = -1, corr = 2;
+    detail::add_weighted(1e-200, 1e-200, 0.3, 1.0, 0.0, -0.7, var, corr);
+    CHECK(var == std::numeric_limits<double>::denorm_min());
+    CHECK(corr == 0.3);
+    detail::add_weighted(0.0, 1.0, 0.3, 1.0, 0.0, -0.7, var, corr);
+    CHECK(var == 0);  // nothing is really there: an exact 0
+}

@@ -70,6 +70,15 @@ T weighted_sum(const T& a, const T& x, const T& b, const T& y) noexcept {
 // infinite term dominates (both infinite: the plain mean); when both variances vanish
 // the limit weights the correlations by a^2 and b^2.
 //
+// Underflow: a sum with a nonzero weight on a positive variance is positive, however
+// small. When its terms underflow to 0 (lambda < 1 repeated over thousands of layers with
+// a silent branch shrinks the stream by lambda^2 per layer) the sum is kept at the
+// smallest positive value, denorm_min (min for a type without subnormals): rounding up
+// instead of to nearest, an absolute error of at most that one unit. The stream then stays
+// a valid input of a following LayerNorm, which is scale-invariant (its moments depend on
+// the correlation only), instead of becoming an exact 0 that it must reject; and the
+// correlation is the one of the part that is really there.
+//
 // Weights of 1 (standard residuals, sums of gradient paths) skip the square root, whose
 // only role is the 0 * inf guard; and while the sum is a normal finite number the
 // correlation takes one division. Both agree with the general path to a few ulps; a whole
@@ -86,6 +95,8 @@ void add_weighted(T a, T var_a, T corr_a, T b, T var_b, T corr_b, T& var, T& cor
     var = va + vb;
     const T big = va < vb ? vb : va;
     const T inf = std::numeric_limits<T>::infinity();
+    const bool pos_a = a != T(0) && var_a > T(0), pos_b = b != T(0) && var_b > T(0);
+    if (var == T(0) && (pos_a || pos_b)) var = std::numeric_limits<T>::denorm_min();
     if (var < inf && var >= std::numeric_limits<T>::min()) {
         corr = (corr_a * va + corr_b * vb) / var;
     } else if (big == inf) {
@@ -93,6 +104,8 @@ void add_weighted(T a, T var_a, T corr_a, T b, T var_b, T corr_b, T& var, T& cor
     } else if (big > T(0)) {
         const T wa = va / big, wb = vb / big;
         corr = (corr_a * wa + corr_b * wb) / (wa + wb);
+    } else if (pos_a != pos_b) {
+        corr = pos_a ? corr_a : corr_b;
     } else {
         const T wa = a * a, wb = b * b;
         corr = (wa + wb > T(0) && wa + wb < inf) ? (corr_a * wa + corr_b * wb) / (wa + wb)

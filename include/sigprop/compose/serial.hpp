@@ -38,7 +38,9 @@ namespace detail {
 // therefore saturate: once the forward moments are not finite, every later output is
 // {mean, +inf, corr} (the configuration exploded there), and the backward through a part
 // whose input overflowed, or that receives an infinite gradient, is {+inf, corr}. The
-// result is +infinity, never NaN and never an exception for valid input.
+// result is +infinity, never NaN and never an exception for valid input. (The mirror
+// case, a residual stream whose variance underflows, is kept positive by the residual's
+// sum, detail::add_weighted in residual.hpp, so a LayerNorm after it accepts it.)
 template <class T>
 bool overflowed(const signal<T>& x) noexcept {
     return !(is_finite(x.mean) && is_finite(x.var));

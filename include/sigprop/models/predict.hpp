@@ -200,6 +200,17 @@ void split_nonnegative(T& a, T& b) noexcept {
     if (a < T(0)) a = T(0);
 }
 
+/// The V path's gradient variance s2_g vb. Its bracket r_g E c^2 + (1 - r_g) E sum P^2 (a
+/// column of P weighting L correlated gradients) is >= 0 for every realisable gradient
+/// correlation: L tokens cannot be more anti-correlated than r_g = -1/(L-1), and
+/// Cauchy-Schwarz gives c_j^2 <= L sum_i P_ij^2. The spec accepts any r_g in [-1, 1], and
+/// below -1/(L-1) the bracket can go negative; a variance cannot, so it is clamped at 0,
+/// as the component clamps its total bracket (attention_gradient).
+template <class T>
+T v_path_moment(const T& g_var, const T& vb) noexcept {
+    return vb > T(0) ? mul0(g_var, vb) : T(0);
+}
+
 template <class T>
 qkv_gradients<T> self_attention_gradients(const multi_head_attention<T>& c, const signal<T>& u,
                                           const gradient<T>& gh, const self_scores<T>& st) noexcept {
@@ -223,7 +234,7 @@ qkv_gradients<T> self_attention_gradients(const multi_head_attention<T>& c, cons
     const T sk_scale = mul0(mul0(d, u.var), c.sigma_q);
     const T gv = mul0(gh.var, c.sigma_v * c.sigma_v);
     qkv_gradients<T> out;
-    out.v = {mul0(gh.var, vb), attention_corr(vc, vb, rg)};
+    out.v = {v_path_moment(gh.var, vb), attention_corr(vc, vb, rg)};
     out.q = {mul0(mul0(gv, sq_scale * sq_scale), qb), attention_corr(qc, qb, rg)};
     out.k = {mul0(mul0(gv, sk_scale * sk_scale), kb), attention_corr(kc, kb, T(0))};
     return out;
@@ -300,7 +311,7 @@ signal<T> cross_head_forward(int d_model, int Ls, const T& p, const T& sv, const
     const T tilt = max_of(T(0), T(1) - T(2) * sc.e_sig / n);
     const T vb = best_var_bracket(d, n, k, re, sc.p2, sc.sig, sc.e_sig);
     const T cb = best_cov_bracket(d, n, re, sc.rho, sc.e_rho, tilt);
-    const T a = sv * sqrt(e.var);
+    const T a = mul0(sv, sqrt(e.var));  // sigma_v = 0 silences an overflowed encoder output
     return attention_signal(d * a * a, vb, cb);
 }
 
@@ -345,7 +356,7 @@ cross_gradients<T> cross_backward(int d_model, int heads, int Ld, int Ls, const 
     cross_gradients<T> out;
     out.at.q = {mul0(mul0(gv, q_scale * q_scale), qb), attention_corr(qc, qb, rg)};
     out.at.k = {mul0(mul0(gv, k_scale * k_scale), kb), T(0)};
-    out.at.v = {mul0(gh.var, vb), attention_corr(vc, vb, rg)};
+    out.at.v = {v_path_moment(gh.var, vb), attention_corr(vc, vb, rg)};
     // Back through the projections, summed over heads (uncorrelated, as in multi-head
     // self-attention): d_head sigma^2 per head, times heads = d sigma^2.
     (void)heads;
