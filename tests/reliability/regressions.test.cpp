@@ -166,8 +166,9 @@ TEST_CASE_TEMPLATE("reliability: the same-row probability of huge block counts i
 }
 
 namespace {
-// A two-layer encoder whose layer-0 attention scores overflow (sigma_q = sigma_k = 1e3:
-// the attention output's variance is +inf) and whose layer-1 attention has sigma_o = 0.
+// A two-layer encoder whose attention outputs overflow (sigma_v = 1e200: sigma_v^2 is
+// +inf in double) and whose layer-1 attention has sigma_o = 0. (Huge query/key scales no
+// longer overflow the output: its variance is capped by the convexity bound, defect 8.)
 transformer_spec<double> overflowing_attention_spec(norm_placement norm, double lambda) {
     transformer_spec<double> s;
     s.layers = 2;
@@ -182,8 +183,8 @@ transformer_spec<double> overflowing_attention_spec(norm_placement norm, double 
     s.input = {0, 1, 0.5};
     s.output_gradient = {1, 0.5};
     layer_sigmas<double> w;
-    w.q = w.k = 1e3;
-    w.v = w.o = w.ffn1 = w.ffn2 = 1;
+    w.q = w.k = w.o = w.ffn1 = w.ffn2 = 1;
+    w.v = 1e200;
     s.sigmas = {w, w};
     s.sigmas[1].o = 0;
     return s;
@@ -230,9 +231,9 @@ TEST_CASE("reliability: predict has no NaN correlation behind a post-LN LayerNor
     // Defect 6, post-LN class: the same 0 * inf in the output projection hid behind the
     // LayerNorm, which returns variance 1 and passed the NaN on as the token correlation.
     // Layer 0 stays finite here, so that the stream reaching layer 1 is not fully
-    // correlated (an overflowed layer 0 leaves corr 1, and then no scores overflow).
+    // correlated (an overflowed layer 0 leaves corr 1).
     transformer_spec<double> s = overflowing_attention_spec(norm_placement::post, 3e5);
-    s.sigmas[0].q = s.sigmas[0].k = 1;
+    s.sigmas[0].v = 1;
     const trajectory<double> t = predict(s);
     check_invariants(t);
     CHECK(t.points.back().x.var == 1);
