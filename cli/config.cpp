@@ -124,7 +124,7 @@ void apply_json(const json& j, model_config& c) {
     members(j, "",
             {"format", "version", "preset", "derived_from", "layers", "d_model", "d_ff", "heads", "seq_len",
              "source_len", "norm", "final_norm", "act", "arch", "p_hidden", "p_attention", "p_embedding",
-             "scheme", "sigma", "dslm_k", "embedding_norm", "lambda", "beta", "decoder_lambda", "decoder_beta", "input",
+             "scheme", "sigma", "dslm_k", "dslm_resolved", "embedding_norm", "lambda", "beta", "decoder_lambda", "decoder_beta", "input",
              "output_gradient", "embedding", "sigmas"},
             [&](const std::string& k, const json& v) {
                 if (k == "format") {
@@ -149,6 +149,7 @@ void apply_json(const json& j, model_config& c) {
                     if (!known_scheme(c.scheme)) throw usage_error("config: unknown scheme '" + c.scheme + "'");
                 } else if (k == "sigma") c.sigma = number(v, k);
                 else if (k == "dslm_k") c.dslm_k = number(v, k);
+                else if (k == "dslm_resolved") c.dslm_resolved = boolean(v, k);
                 else if (k == "embedding_norm") c.embedding_norm = boolean(v, k);
                 else if (k == "lambda") c.lambda = number(v, k);
                 else if (k == "beta") c.beta = number(v, k);

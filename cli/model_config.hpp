@@ -18,12 +18,18 @@ inline constexpr std::string_view scheme_names[] = {"bert",     "xavier", "xavie
 
 inline constexpr int max_layers = 100000;
 inline constexpr double max_causal_work = 1e9;
+/// dslm_resolved costs about 0.1 us per token pair and layer (measured: 1.2 s for 12
+/// layers at L = 1024, docs/theory/models.md section 4): this keeps the solve to about 10 s.
+inline constexpr double max_resolved_work = 1e8;
 
 struct model_config {
     transformer_spec<double> spec{};
     std::string scheme{"bert"};
     double sigma{0.02};  ///< bert, gpt2: the standard deviation of every matrix
     double dslm_k{1};    ///< dslm: beta^2 = k / layers
+    /// dslm: solve the sigmas on the position-resolved forward (dslm_forward::resolved,
+    /// O(layers L^2)) instead of predict()'s pooled one.
+    bool dslm_resolved{false};
     /// A LayerNorm right after the embedding (BERT), which the spec has no field for: build()
     /// turns the embedding into input moments, LayerNorm then embedding dropout.
     bool embedding_norm{false};
@@ -74,7 +80,14 @@ inline transformer_spec<double> build(const model_config& c) {
     else if (n == "gpt2") apply_gpt2(s, c.sigma);
     else if (n == "deepnorm") apply_deepnorm(s);
     else if (n == "tfixup") apply_tfixup(s);
-    else if (n == "dslm") apply_dslm(s, dslm_options<double>{c.dslm_k, dslm_depth::layers});
+    else if (n == "dslm") {
+        if (c.dslm_resolved && double(s.layers) * double(s.seq_len) * double(s.seq_len) > max_resolved_work)
+            sigprop::detail::fail(sigprop::detail::spec_name, "layers * seq_len^2",
+                                  double(s.layers) * double(s.seq_len) * double(s.seq_len),
+                                  "[1, 1e8] for dslm_resolved (the position-resolved solve's cost grows with both)");
+        apply_dslm(s, dslm_options<double>{c.dslm_k, dslm_depth::layers,
+                                           c.dslm_resolved ? dslm_forward::resolved : dslm_forward::pooled});
+    }
     else if (n != "custom") throw invalid_argument("unknown scheme '" + n + "'");
     if (c.lambda) s.lambda = *c.lambda;
     if (c.beta) s.beta = *c.beta;

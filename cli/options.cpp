@@ -17,7 +17,7 @@ CLI::Option* add_optional(CLI::App& app, const std::string& name, std::optional<
 
 bool model_options::any() const {
     return layers || d_model || d_ff || heads || seq_len || source_len || norm || act || arch || scheme ||
-           final_norm || p_hidden || p_attention || p_embedding || dropout || sigma || dslm_k || lambda || beta ||
+           final_norm || p_hidden || p_attention || p_embedding || dropout || sigma || dslm_k || dslm_resolved || lambda || beta ||
            decoder_lambda || decoder_beta || input_mean || input_var || input_corr || grad_var || grad_corr;
 }
 
@@ -44,6 +44,9 @@ void add_model_options(CLI::App& app, model_options& o) {
     add_optional(*g, "--scheme", o.scheme, "bert, xavier, xavier-fan-in, gpt2, deepnorm, tfixup or dslm");
     add_optional(*g, "--sigma", o.sigma, "bert, gpt2: standard deviation of every matrix (default 0.02)");
     add_optional(*g, "--dslm-k", o.dslm_k, "dslm: beta^2 = k / layers (default 1)");
+    add_optional(*g, "--dslm-resolved", o.dslm_resolved,
+                 "dslm: true solves the sigmas on the position-resolved forward, which keeps a decoder's real "
+                 "stream flat (O(layers L^2); default false: predict's pooled forward)");
     add_optional(*g, "--lambda", o.lambda, "residual weight of the stream, y = lambda x + beta F(x) (replaces the scheme's)");
     add_optional(*g, "--beta", o.beta, "residual weight of the branch (replaces the scheme's)");
     add_optional(*g, "--decoder-lambda", o.decoder_lambda, "encoder-decoder: the decoder stack's lambda");
@@ -92,6 +95,7 @@ model_config resolve(const model_options& o) {
     }
     if (o.sigma) c.sigma = *o.sigma;
     if (o.dslm_k) c.dslm_k = *o.dslm_k;
+    if (o.dslm_resolved) c.dslm_resolved = *o.dslm_resolved;
     if (o.lambda) c.lambda = *o.lambda;
     if (o.beta) c.beta = *o.beta;
     if (o.decoder_lambda) c.decoder_lambda = *o.decoder_lambda;

@@ -15,7 +15,7 @@ struct model_options {
     std::string preset, config;
     std::optional<int> layers, d_model, d_ff, heads, seq_len, source_len;
     std::optional<std::string> norm, act, arch, scheme;
-    std::optional<bool> final_norm;
+    std::optional<bool> final_norm, dslm_resolved;
     std::optional<double> p_hidden, p_attention, p_embedding, dropout;
     std::optional<double> sigma, dslm_k, lambda, beta, decoder_lambda, decoder_beta;
     std::optional<double> input_mean, input_var, input_corr, grad_var, grad_corr;

@@ -178,6 +178,23 @@ TEST_CASE("cli model_config: schemes, overrides and custom sigmas") {
     CHECK_THROWS_AS(build(c), sigprop::invalid_argument);
 }
 
+TEST_CASE("cli model_config: dslm_resolved solves DSLM on the resolved forward, within a cost limit") {
+    auto c = find_preset("gpt2-small")->make();
+    c.scheme = "dslm";
+    c.spec.layers = 2;
+    c.spec.seq_len = 16;
+    const auto pooled = build(c);
+    c.dslm_resolved = true;
+    const auto s = build(c);
+    auto direct = c.spec;
+    apply_dslm(direct, dslm_options<double>{1.0, dslm_depth::layers, dslm_forward::resolved});
+    CHECK(s.sigmas[1].v == direct.sigmas[1].v);
+    CHECK(s.sigmas[1].v != pooled.sigmas[1].v);
+    c.spec.layers = 12;
+    c.spec.seq_len = 4096;  // 12 * 4096^2 > 1e8 token pairs times layers
+    CHECK_THROWS_AS(build(c), sigprop::invalid_argument);
+}
+
 TEST_CASE("cli diagnostics: thresholds and what they find") {
     CHECK(cli::saturation_threshold(512) == doctest::Approx(2 * std::log(512.0)));
     // Post-LN with Xavier and no dropout: the tokens collapse; find the first layer past

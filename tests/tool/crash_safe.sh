@@ -133,6 +133,8 @@ model-mc)
     done
     "$exe" "${small[@]}" --json "$work/absent/out.json" >/dev/null 2>"$work/e"
     [[ $? -eq 2 ]] && grep -q "cannot write" "$work/e" && ok || bad "model-mc, unwritable output: $(cat "$work/e")"
+    "$exe" "${small[@]}" --arch encoder_decoder --init dslm --dslm-resolved >/dev/null 2>"$work/e"
+    [[ $? -eq 2 ]] && grep -q "with forward = resolved" "$work/e" && ok || bad "model-mc, --dslm-resolved encoder-decoder: $(cat "$work/e")"
     ;;
 sigprop)
     exe=$1

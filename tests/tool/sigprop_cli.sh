@@ -111,6 +111,30 @@ expect_error "not an encoder-decoder" predict t5-base --resolved
 expect_error "limit 8 GiB" predict gpt2-small --resolved --layers 100000
 expect_error "input.mean" predict --arch decoder --layers 2 --input-mean 1 --input-var 1 --input-corr 0 --resolved
 
+# --dslm-resolved and the config key dslm_resolved: DSLM solved on the position-resolved
+# forward, whose prediction of the stream is then one at every boundary (the pooled
+# solution's is not); refused past its cost limit and for an encoder-decoder.
+dslm="--arch decoder --layers 4 --d-model 64 --heads 4 --d-ff 256 --seq-len 32 --norm pre --scheme dslm --input-mean 0 --input-var 1 --input-corr 0.2"
+echo '{"dslm_resolved": true}' >"$work/dslm_resolved.json"
+echo '{"dslm_resolved": 1}' >"$work/dslm_resolved_number.json"
+# shellcheck disable=SC2086
+"$exe" predict $dslm --json --resolved >"$work/dslm-pooled.json" || bad "dslm --resolved"
+# shellcheck disable=SC2086
+"$exe" predict $dslm --dslm-resolved true --json --resolved >"$work/dslm-resolved.json" || bad "--dslm-resolved true"
+# shellcheck disable=SC2086
+"$exe" predict $dslm --config "$work/dslm_resolved.json" --json --resolved >"$work/dslm-config.json" ||
+    bad "dslm_resolved config"
+python3 - "$work/dslm-pooled.json" "$work/dslm-resolved.json" "$work/dslm-config.json" <<'PY' && ok || bad "--dslm-resolved"
+import json, sys
+a, b, c = (json.load(open(p)) for p in sys.argv[1:4])
+dev = lambda d: max(abs(p["var"] - 1) for p in d["points"])
+assert dev(b) < 1e-9 and dev(a) > 0.02, (dev(a), dev(b))
+assert b["points"] == c["points"]
+PY
+expect_error "layers * seq_len^2 = 201326592 is outside" predict gpt2-small --scheme dslm --dslm-resolved true --seq-len 4096
+expect_error "with forward = resolved" predict t5-base --scheme dslm --dslm-resolved true
+expect_error "'dslm_resolved' must be true or false" predict --config "$work/dslm_resolved_number.json"
+
 # Round trips: --json and init documents read back by --config predict the same.
 same_prediction() {
     python3 - "$1" "$2" <<'PY'

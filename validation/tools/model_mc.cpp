@@ -141,6 +141,10 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     double dslm_k = 1;
     app.add_option("--dslm-k", dslm_k, "DSLM's k in beta^2 = k/N")->capture_default_str();
+    bool dslm_resolved = false;
+    app.add_flag("--dslm-resolved", dslm_resolved,
+                 "dslm: solve the sigmas on the position-resolved forward (O(L^2) per block; flattens a causal "
+                 "decoder's real stream) instead of predict()'s");
     app.add_option("--sigma", sigma, "weight standard deviation for --init sigma")->capture_default_str();
     app.add_option("--sigma-qk", sigma_qk, "override the query/key standard deviation (if >= 0)");
     app.add_option("--lambda", s.lambda)->capture_default_str();
@@ -194,13 +198,16 @@ int main(int argc, char** argv) {
         } else if (init == "tfixup") {
             sigprop::apply_tfixup(s);
         } else {
-            sigprop::apply_dslm(s, sigprop::dslm_options<double>{dslm_k});
+            sigprop::apply_dslm(s, sigprop::dslm_options<double>{dslm_k, sigprop::dslm_depth::layers,
+                                                                 dslm_resolved ? sigprop::dslm_forward::resolved
+                                                                               : sigprop::dslm_forward::pooled});
         }
     } catch (const std::exception& e) {
         std::cerr << "model_mc: " << e.what() << "\n";
         return 2;
     }
     if (init == "tfixup") norm = "none";
+    if (init == "dslm" && dslm_resolved) init = "dslm-resolved";  // what the header and the JSON record
     if (sigma_qk >= 0)
         for (auto& w : s.sigmas) w.q = w.k = w.cross_q = w.cross_k = sigma_qk;
     const std::size_t W = s.sigmas.size();  // weight-norm rows (2 * layers for an encoder-decoder)

@@ -21,6 +21,7 @@
 // weight-gradient norms on the same state: predict_resolved (resolved_backward.hpp), which
 // keeps what it needs of this forward (resolved_block).
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -225,11 +226,37 @@ struct resolved_block {
     resolved_ffn_cache<T> ffn;
 };
 
+/// What a branch adds to the stream's pooled variance: the mean of its output variances
+/// after the hidden dropout (which resolved_close applies to the diagonal).
+template <class T>
+T resolved_branch_var(const transformer_spec<T>& s, const resolved_state<T>& f) noexcept {
+    return pooled(f).var / (T(1) - s.p_hidden);
+}
+
+/// Branch targets solved on the resolved state, during the forward (apply_dslm with
+/// dslm_forward::resolved, schemes.hpp): before each block, the sigmas of that layer in
+/// `sigmas` (a copy of the spec's, which the forward reads instead) are set so that the
+/// branch adds `target` to the stream's pooled variance, for the state the block really
+/// sees. Attention: v = o in closed form from one evaluation at v = o = 1, since the
+/// branch's covariance is proportional to sigma_v^2 sigma_o^2 (resolved_attention's scale,
+/// then scaled()). FFN: its branch input has one variance at every position
+/// (resolved_ffn), so its variances are predict's FFN chain at the pooled stream x before
+/// the block, and `ffn(w, x)` sets the FFN sigmas from that (schemes.hpp's root finder).
+/// `achieved` receives each branch's resulting variance, 2 per layer (attention, FFN).
+template <class T>
+struct resolved_tuning {
+    std::vector<layer_sigmas<T>> sigmas;
+    T target{1};
+    std::function<void(layer_sigmas<T>&, const signal<T>&)> ffn;
+    std::vector<T> achieved{};
+};
+
 /// The forward pass: the pooled points, and with `blocks` (2 per layer: attention, FFN)
-/// and `final_ln` what the backward needs.
+/// and `final_ln` what the backward needs; with `tune`, the branch targets are solved on
+/// the way (resolved_tuning).
 template <class T>
 std::vector<signal<T>> resolved_forward(const transformer_spec<T>& s, std::vector<resolved_block<T>>* blocks,
-                                        resolved_state<T>* final_ln) {
+                                        resolved_state<T>* final_ln, resolved_tuning<T>* tune = nullptr) {
     if (s.arch == architecture::encoder_decoder)
         fail("predict_forward_resolved", "arch", static_cast<int>(s.arch), "{encoder, decoder} (an encoder-decoder is not supported)");
     const signal<T> x0 = input_moments(s);
@@ -245,14 +272,23 @@ std::vector<signal<T>> resolved_forward(const transformer_spec<T>& s, std::vecto
     std::vector<T> p2;
     const bool pre = s.norm == norm_placement::pre;
     for (int l = 0; l < s.layers; ++l) {
-        const layer_sigmas<T>& w = s.sigmas[std::size_t(l)];
+        layer_sigmas<T>* tw = tune ? &tune->sigmas[std::size_t(l)] : nullptr;
+        if (tw) tw->v = tw->o = T(1);
+        const layer_sigmas<T>& w = tw ? *tw : s.sigmas[std::size_t(l)];
         const multi_head_attention<T> m{s.d_model, s.heads, L, w.q, w.k, w.v, w.o,
                                         s.p_attention, s.arch == architecture::decoder, form::best};
         resolved_block<T>* ba = blocks ? &(*blocks)[std::size_t(2 * l)] : nullptr;
         resolved_block<T>* bf = blocks ? &(*blocks)[std::size_t(2 * l + 1)] : nullptr;
         resolved_state<T> u = pre ? resolved_layer_norm(s.d_model, nu, x, ba ? &ba->ln : nullptr) : x;
         resolved_state<T> mid = resolved_attention(m, u, p2, ba ? &ba->sc : nullptr, ba ? &ba->pg : nullptr);
+        if (tw) {  // v = o = c with c^4 = target / (the branch's variance at c = 1); mid scales with c^2
+            using std::sqrt;
+            const T c2 = sqrt(tune->target / resolved_branch_var(s, scaled(T(s.d_model), mid)));
+            tw->v = tw->o = sqrt(c2);
+            mid = scaled(c2, std::move(mid));
+        }
         const resolved_state<T> fa = scaled(T(s.d_model) * w.o * w.o, mid);
+        if (tune) tune->achieved.push_back(resolved_branch_var(s, fa));
         if (ba) {
             ba->u = std::move(u);
             ba->mid = std::move(mid);
@@ -260,8 +296,10 @@ std::vector<signal<T>> resolved_forward(const transformer_spec<T>& s, std::vecto
         }
         resolved_close(s, nu, x, fa, ba ? &ba->ln : nullptr);
         out.push_back(pooled(x));
+        if (tw) tune->ffn(*tw, pooled(x));
         u = pre ? resolved_layer_norm(s.d_model, nu, x, bf ? &bf->ln : nullptr) : x;
         const resolved_state<T> ff = resolved_ffn(s, w, u, bf ? &bf->ffn : nullptr);
+        if (tune) tune->achieved.push_back(resolved_branch_var(s, ff));
         if (bf) bf->u = std::move(u);
         resolved_close(s, nu, x, ff, bf ? &bf->ln : nullptr);
         out.push_back(pooled(x));

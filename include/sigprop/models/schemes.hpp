@@ -14,6 +14,7 @@
 
 #include "sigprop/core/errors.hpp"
 #include "sigprop/models/predict.hpp"
+#include "sigprop/models/resolved.hpp"
 #include "sigprop/models/spec.hpp"
 
 namespace sigprop {
@@ -598,10 +599,23 @@ std::vector<branch_gains<T>> solve_init(transformer_spec<T>& s, const init_targe
 /// (2 per layer, 3 in an encoder-decoder's decoder).
 enum class dslm_depth : unsigned char { layers, blocks };
 
+/// Which forward prediction the DSLM solver holds each branch to unit variance with.
+/// `pooled`: predict()'s (one variance and one pair correlation per boundary; O(layers)
+/// work whatever L). `resolved`: the position-resolved forward of predict_forward_resolved
+/// (resolved.hpp, docs/theory/models.md sections 4 and 8), which in a causal decoder
+/// follows the real stream where the pooled forward lets it drift (a 48-layer Pre-LN
+/// decoder, d = 256, L = 128: up to about 10 % with pooled; docs/ACCURACY.md, issue 4).
+/// It costs one resolved forward, O(layers L^2) time (measured: 0.085 s for 48 layers at
+/// L = 128, 1.2 s for 12 layers at L = 1024) and O(L^2) memory, against microseconds for
+/// pooled, and supports encoder and decoder stacks with a zero input mean only; hence not
+/// the default.
+enum class dslm_forward : unsigned char { pooled, resolved };
+
 template <class T>
 struct dslm_options {
     T k{1};
     dslm_depth depth{dslm_depth::layers};
+    dslm_forward forward{dslm_forward::pooled};
 };
 
 /// beta^2 = k / N for the spec's depth convention; k must be in (0, N] (beta^2 <= 1).
@@ -613,6 +627,32 @@ T dslm_beta2(const transformer_spec<T>& s, const dslm_options<T>& o) {
         detail::fail("dslm", "k", o.k, "(0, N = " + detail::format_value(n) + "] (beta^2 = k/N must be in (0, 1])");
     return o.k / n;
 }
+
+namespace detail {
+/// apply_dslm's solve on the resolved forward (dslm_forward::resolved): one forward pass
+/// that sets each branch's sigmas before evaluating it (resolved_tuning), the FFN's by the
+/// same root finder as solve_init's (ffn1 = ffn2), then predict()'s backward gains.
+template <class T>
+std::vector<branch_gains<T>> solve_dslm_resolved(transformer_spec<T>& s) {
+    validate(s);
+    if (s.arch == architecture::encoder_decoder)
+        fail("dslm", "arch", static_cast<int>(s.arch),
+             "{encoder, decoder} with forward = resolved (the resolved forward has no cross-attention)");
+    resolved_tuning<T> t{s.sigmas, T(1), [&s](layer_sigmas<T>& w, const signal<T>& x) {
+                             w.ffn1 = w.ffn2 = solve_ffn_scale(s, w, x, T(1));
+                         }};
+    resolved_forward(s, static_cast<std::vector<resolved_block<T>>*>(nullptr), static_cast<resolved_state<T>*>(nullptr),
+                     &t);
+    s.sigmas = std::move(t.sigmas);
+    std::vector<branch_gains<T>> out(s.sigmas.size());
+    init_pass(s, init_targets<T>{T(1)}, false, false, out);
+    for (std::size_t l = 0; l < out.size(); ++l) {
+        out[l].attention_forward = t.achieved[2 * l];
+        out[l].ffn_forward = t.achieved[2 * l + 1];
+    }
+    return out;
+}
+}  // namespace detail
 
 /// Throws unless the spec satisfies DSLM's own constraint lambda^2 + beta^2 = 1 (relative
 /// tolerance 1e-6, for both stacks of an encoder-decoder).
@@ -636,6 +676,14 @@ void check_dslm(const transformer_spec<T>& s) {
 /// and cross attention. For a ReLU FFN it gives the paper's sigma^2 = sqrt(2 (1-p)/(d d_ff))
 /// exactly; for attention it tends to the paper's sqrt((1-p)/r)/d as L grows and the
 /// scores vanish (see dslm_paper_attention_sigma).
+///
+/// With o.forward = dslm_forward::resolved the same targets are met on the
+/// position-resolved forward instead (dslm_forward): every branch adds one to the
+/// stream's pooled variance as that forward predicts it, so its prediction of the stream
+/// is one at every boundary. The returned forward fields are then the resolved forward's
+/// branch variances, the backward fields predict()'s gains for the solved spec. Throws for
+/// an encoder-decoder (naming arch) and, as predict_forward_resolved, for a nonzero input
+/// mean.
 template <class T>
 std::vector<branch_gains<T>> apply_dslm(transformer_spec<T>& s, const dslm_options<T>& o = {}) {
     using std::sqrt;
@@ -651,6 +699,7 @@ std::vector<branch_gains<T>> apply_dslm(transformer_spec<T>& s, const dslm_optio
         const T nt = T(s.embed->tables.size());
         for (auto& t : s.embed->tables) t.sigma = sqrt((T(1) - s.p_embedding) / nt);
     }
+    if (o.forward == dslm_forward::resolved) return detail::solve_dslm_resolved(s);
     return solve_init(s, init_targets<T>{T(1)});
 }
 
