@@ -13,12 +13,8 @@ set -uo pipefail
 background() { env --default-signal=INT,TERM "$@" & }
 check=$1
 shift
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-pass=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+# shellcheck source=harness.sh
+source "$(dirname "$0")/harness.sh"
 
 # wait_for GLOB PID: waits (up to 20 s) until a file matching GLOB exists, while PID lives.
 wait_for() {
@@ -177,5 +173,4 @@ EOF
     ;;
 esac
 
-echo "$check: $pass passed, $fails failed"
-[[ $fails -eq 0 ]]
+finish "$check"

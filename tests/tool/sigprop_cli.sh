@@ -6,13 +6,9 @@
 set -uo pipefail
 exe=$1
 here=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-pass=0
+# shellcheck source=harness.sh
+source "$(dirname "$0")/harness.sh"
 
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # expect_error 'message fragment' ARGS...: status 2, one line on stderr, nothing on stdout.
 expect_error() {
@@ -171,5 +167,4 @@ SIGPROP_GNUPLOT=/nonexistent "$exe" predict bert-base --plot "$work/x.png" >"$wo
     cmp -s "$work/plain.txt" "$work/noplot.txt" && grep -q "needs gnuplot" "$work/e" && [[ ! -e $work/x.png ]] && ok ||
     bad "--plot without gnuplot"
 
-echo "$pass passed, $fails failed"
-[[ $fails -eq 0 ]]
+finish

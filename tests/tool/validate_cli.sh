@@ -4,13 +4,9 @@
 set -uo pipefail
 exe=$1
 here=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-pass=0
+# shellcheck source=harness.sh
+source "$(dirname "$0")/harness.sh"
 
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # expect_error STATUS 'message fragment' ARGS...: one line on stderr, the status, no output file.
 expect_error() {
@@ -79,5 +75,4 @@ PY
 expect_error 2 "no point of grid 'quick' passes the filters" --where L=9
 expect_error 2 "is not a number" --where L=x
 
-echo "$pass passed, $fails failed"
-[[ $fails -eq 0 ]]
+finish

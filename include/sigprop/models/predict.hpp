@@ -634,6 +634,24 @@ bool any_inf(const weight_grad_norms<T>& w) noexcept {
            w.cross_q == inf || w.cross_k == inf || w.cross_v == inf || w.cross_o == inf;
 }
 
+/// The first layer (in spec.sigmas order: an encoder-decoder's decoder layers after its N
+/// encoder layers) touched by an infinite variance, or -1: trajectory::overflow_layer.
+template <class T>
+int first_overflow_layer(const trajectory<T>& tr, int N, bool encdec) noexcept {
+    const T inf = std::numeric_limits<T>::infinity();
+    int first = -1;
+    for (const auto& p : tr.points) {
+        if (p.x.var == inf || p.g.var == inf) {
+            int l = p.layer < 0 ? 0 : (p.layer >= N ? N - 1 : p.layer);
+            if (p.stack == stack_kind::decoder && encdec) l += N;
+            if (first < 0 || l < first) first = l;
+        }
+    }
+    for (std::size_t l = 0; l < tr.weight_grads.size(); ++l)
+        if (any_inf(tr.weight_grads[l]) && (first < 0 || int(l) < first)) first = int(l);
+    return first;
+}
+
 }  // namespace detail
 
 /// Throws sigprop::invalid_argument naming the field, its value and the rule for every
@@ -751,19 +769,7 @@ trajectory<T> predict(const transformer_spec<T>& s) {
         stack_backward(s, est, static_cast<const signal<T>*>(nullptr), enc_cache, tr.points, 0, enc_before, g_enc,
                        tr.weight_grads, static_cast<gradient<T>*>(nullptr));
     }
-    // The first layer (in spec.sigmas order) touched by an infinite variance.
-    const T inf = std::numeric_limits<T>::infinity();
-    int first = -1;
-    for (const auto& p : tr.points) {
-        if (p.x.var == inf || p.g.var == inf) {
-            int l = p.layer < 0 ? 0 : (p.layer >= N ? N - 1 : p.layer);
-            if (p.stack == stack_kind::decoder && encdec) l += N;
-            if (first < 0 || l < first) first = l;
-        }
-    }
-    for (std::size_t l = 0; l < tr.weight_grads.size(); ++l)
-        if (any_inf(tr.weight_grads[l]) && (first < 0 || int(l) < first)) first = int(l);
-    tr.overflow_layer = first;
+    tr.overflow_layer = detail::first_overflow_layer(tr, N, encdec);
     return tr;
 }
 

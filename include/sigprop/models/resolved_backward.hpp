@@ -248,16 +248,7 @@ trajectory<T> predict_resolved(const transformer_spec<T>& s) {
         G = resolved_block_backward(s, w, blocks[std::size_t(2 * l)], true, G, wg);
         tr.points[--p].g = pooled_gradient(G);
     }
-    const T inf = std::numeric_limits<T>::infinity();
-    int first = -1;
-    for (const auto& q : tr.points)
-        if (q.x.var == inf || q.g.var == inf) {
-            const int l = q.layer < 0 ? 0 : (q.layer >= N ? N - 1 : q.layer);
-            if (first < 0 || l < first) first = l;
-        }
-    for (std::size_t l = 0; l < tr.weight_grads.size(); ++l)
-        if (any_inf(tr.weight_grads[l]) && (first < 0 || int(l) < first)) first = int(l);
-    tr.overflow_layer = first;
+    tr.overflow_layer = first_overflow_layer(tr, N, false);
     return tr;
 }
 
