@@ -146,6 +146,24 @@ TEST_CASE_TEMPLATE("reliability: attention's best-form forward variance never ex
         }
 }
 
+TEST_CASE_TEMPLATE("reliability: predict's cross-attention head keeps attention's convexity bound", T, float, double,
+                   long double) {
+    // The cross head of an encoder-decoder evaluates the same delta-method bracket with its
+    // own scores; with huge query/key scales it grew without bound like defect 8. Units:
+    // d sigma_v^2 e.var, times L_s/(1 - p) at most.
+    const T slack = T(1) + T(16) * std::numeric_limits<T>::epsilon();
+    const signal<T> u{0, 1, T(0.5)}, e{0, 1, 0};
+    for (T p : {T(0), T(0.5)})
+        for (T s : {T(1), T(2), T(1e3)}) {
+            const auto sc = detail::cross_statistics(8, 2, u, e, s, s);
+            const signal<T> y = detail::cross_head_forward(8, 2, p, T(1), e, sc);
+            CHECK(y.var <= T(8) * T(2) / (T(1) - p) * slack);
+            CHECK(y.var > T(0));
+            CHECK(y.corr >= T(-1));
+            CHECK(y.corr <= T(1));
+        }
+}
+
 TEST_CASE_TEMPLATE("reliability: causal attention's position moments at zero input variance are 0 past overflowed sigmas",
                    T, float, double, long double) {
     // fuzz_formulas (long double): variance_at formed sigma_o sigma_v sqrt(x.var) as

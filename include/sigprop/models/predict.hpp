@@ -312,7 +312,9 @@ signal<T> cross_head_forward(int d_model, int Ls, const T& p, const T& sv, const
     const T vb = best_var_bracket(d, n, k, re, sc.p2, sc.sig, sc.e_sig);
     const T cb = best_cov_bracket(d, n, re, sc.rho, sc.e_rho, tilt);
     const T a = mul0(sv, sqrt(e.var));  // sigma_v = 0 silences an overflowed encoder output
-    return attention_signal(d * a * a, vb, cb);
+    // The convexity bound of attention.hpp (best_var_cap) holds for any query stream: a
+    // row of L_s keys gives at most L_s/(1 - p) in these units.
+    return attention_signal(d * a * a, vb, cb, best_var_cap(n, inv));
 }
 
 /// Cross-attention backward: gradients at Q, K, V (per unit, one head) and at the two
