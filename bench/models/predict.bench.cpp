@@ -14,6 +14,7 @@
 #endif
 
 #include "sigprop/models/predict.hpp"
+#include "sigprop/models/resolved_backward.hpp"
 #include "sigprop/validation/models/transformer.hpp"
 
 namespace {
@@ -56,6 +57,29 @@ BENCHMARK(encoder_post)->Arg(1000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(encoder_pre_float)->Arg(1000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(decoder_pre)->Arg(1000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(encoder_decoder_pre)->Arg(1000)->Unit(benchmark::kMicrosecond);
+
+// The position-resolved entry points (O(layers L^2)) on a 12-layer d = 256 decoder, per
+// call; docs/theory/models.md sections 8 and 10 quote them per layer (divide by 12).
+template <bool Backward>
+void decoder_resolved(benchmark::State& state) {
+    auto s = model<double>(12, sigprop::architecture::decoder, sigprop::norm_placement::pre);
+    s.d_model = 256;
+    s.d_ff = 1024;
+    s.heads = 4;
+    s.seq_len = int(state.range(0));
+    for (auto _ : state) {
+        s.input.var += 1e-7;
+        if constexpr (Backward) {
+            auto t = sigprop::predict_resolved(s);
+            benchmark::DoNotOptimize(t.points.data());
+        } else {
+            auto f = sigprop::predict_forward_resolved(s);
+            benchmark::DoNotOptimize(f.data());
+        }
+    }
+}
+BENCHMARK(decoder_resolved<false>)->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond);
+BENCHMARK(decoder_resolved<true>)->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond);
 
 // predict() and one whole-model Monte-Carlo run (one sequence, one weight draw, forward and
 // backward with the weight gradients) of the same 12-layer model: d_model 64, d_ff 256,

@@ -15,8 +15,8 @@
 //
 // Cost: O(layers L^2) pair maps (a LayerNorm 2F1 series and an activation correlation per
 // token pair and block) and one O(L * nodes) softmax sweep per attention block; measured
-// about 19 ms per layer at L = 128 and 150 ms per layer at L = 512 (docs/theory/models.md
-// section 8), so a 1000-layer L = 512 model takes minutes. Hence a separate entry point,
+// about 1.3 ms per layer at L = 128 and 21 ms per layer at L = 512 (docs/theory/models.md
+// section 8; bench decoder_resolved), so a 1000-layer L = 512 model takes about 20 s. Hence a separate entry point,
 // not a mode of predict(), which stays O(layers + L) per causal block. The backward and
 // weight-gradient norms on the same state: predict_resolved (resolved_backward.hpp), which
 // keeps what it needs of this forward (resolved_block).
