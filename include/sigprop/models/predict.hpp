@@ -20,6 +20,7 @@
 #include "sigprop/detail/attention_moments.hpp"
 #include "sigprop/detail/chi_moments.hpp"
 #include "sigprop/detail/hypergeometric.hpp"
+#include "sigprop/models/anisotropy.hpp"
 #include "sigprop/models/spec.hpp"
 #include "sigprop/models/trajectory.hpp"
 
@@ -156,9 +157,13 @@ T weight_grad_norm(int d_in, int d_out, int L, const signal<T>& x, const gradien
 // Attention internals that the weight gradients need.
 
 /// Gradient moments at the outputs of the Q, K and V projections (per unit, one head).
+/// `qk` is what the query and key weight-gradient norms use (models.md section 2): with
+/// nearly uniform rows they share one sum, E|dWq|^2 / sigma_k^2 = E|dWk|^2 / sigma_q^2,
+/// which is the Q path per unit of sigma_k^2 with its unit coupling times the stream's
+/// anisotropy. q, k, v are the component's (the input gradient is their sum).
 template <class T>
 struct qkv_gradients {
-    gradient<T> q, k, v;
+    gradient<T> q, k, v, qk;
 };
 
 // Self-attention, bidirectional or causal. The split of the best-form backward of
@@ -211,9 +216,15 @@ T v_path_moment(const T& g_var, const T& vb) noexcept {
     return vb > T(0) ? mul0(g_var, vb) : T(0);
 }
 
+// `aniso` is the anisotropy of u's token-specific part (anisotropy.hpp). It scales the unit
+// coupling term of `qk` (E tr(S^2) of the sequence's token-specific scatter S beyond its
+// Wishart part; 1 for an isotropic stream). The input gradient's Q path keeps the
+// component's isotropic term, so that predict stays the composition of the components
+// (models.md section 2 has what the anisotropy does there).
 template <class T>
 qkv_gradients<T> self_attention_gradients(const multi_head_attention<T>& c, const signal<T>& u,
-                                          const gradient<T>& gh, const self_scores<T>& st) noexcept {
+                                          const gradient<T>& gh, const self_scores<T>& st,
+                                          const T& aniso = T(1)) noexcept {
     const T r = u.corr, rg = gh.corr;
     const T d = T(c.d_model), n = T(c.L);
     const T inv = T(1) / (T(1) - c.p), k = c.p * inv;
@@ -230,12 +241,16 @@ qkv_gradients<T> self_attention_gradients(const multi_head_attention<T>& c, cons
     // cannot be negative: the deficit is moved to the Q path, which keeps the sum.
     split_nonnegative(qb, kb);
     const T kc = -rg * (T(1) - r) * r * sm.h;
+    const T extra = (T(1) - r) * (aniso - T(1)) * sm.coupling;  // the anisotropic excess
+    const T qkb = qb + extra, qkc = qc + rg * extra;
     const T sq_scale = mul0(mul0(d, u.var), c.sigma_k);  // d s2 sigma_k
     const T sk_scale = mul0(mul0(d, u.var), c.sigma_q);
+    const T ds2 = mul0(d, u.var);
     const T gv = mul0(gh.var, c.sigma_v * c.sigma_v);
     qkv_gradients<T> out;
     out.v = {v_path_moment(gh.var, vb), attention_corr(vc, vb, rg)};
     out.q = {mul0(mul0(gv, sq_scale * sq_scale), qb), attention_corr(qc, qb, rg)};
+    out.qk = {mul0(mul0(gv, ds2 * ds2), qkb), attention_corr(qkc, qkb, rg)};
     out.k = {mul0(mul0(gv, sk_scale * sk_scale), kb), attention_corr(kc, kb, T(0))};
     return out;
 }
@@ -417,6 +432,7 @@ struct block_cache {
     signal<T> z;      ///< lambda x + beta F(x), the LayerNorm input in Post-LN
     ln_eval<T> ln;    ///< the block's LayerNorm (of `in` for Pre-LN, of `z` for Post-LN)
     self_scores<T> scores;  ///< self-attention blocks: the softmax statistics
+    T aniso{1};             ///< anisotropy of the block input's token-specific part (anisotropy.hpp)
 };
 
 template <class T>
@@ -529,9 +545,10 @@ gradient<T> attention_block_backward(const transformer_spec<T>& s, const stack_s
     wg.o = weight_grad_norm(d, d, st.L, b.mid, g_o);
     const gradient<T> gh = backward_impl(linear<T>{d, d, w.o}, b.mid, g_o);
     const auto m = self_attention_of(s, w, st);
-    const auto at = self_attention_gradients(m, b.u, gh, b.scores);
-    wg.q = weight_grad_norm(d, d, st.L, b.u, at.q);
-    wg.k = weight_grad_norm(d, d, st.L, b.u, at.k);
+    const auto at = self_attention_gradients(m, b.u, gh, b.scores, b.aniso);
+    const T qk = weight_grad_norm(d, d, st.L, b.u, at.qk);
+    wg.q = mul0(qk, w.k * w.k);
+    wg.k = mul0(qk, w.q * w.q);
     wg.v = weight_grad_norm(d, d, st.L, b.u, at.v);
     const gradient<T> g_u = attention_input_gradient(m, at);
     return close_block_backward(s, st, b, g_z, g_u);
@@ -574,23 +591,50 @@ gradient<T> ffn_block_backward(const transformer_spec<T>& s, const stack_setup<T
     return close_block_backward(s, st, b, g_z, g_u);
 }
 
+/// The skip's share lambda^2 t of the token-specific variance at a block's residual sum.
+template <class T>
+T skip_token_specific(const stack_setup<T>& st, const block_cache<T>& b) noexcept {
+    return st.lambda * st.lambda * token_specific_variance(b.in);
+}
+
+/// The stream's anisotropy after an FFN block (anisotropy.hpp): the part of the branch
+/// that is linear in each token's deviation has variance beta^2 E[f'(h_i) f'(h_j)]
+/// d sigma_1^2 d_ff sigma_2^2 t_u (the slope product of two tokens at the pre-activation
+/// correlation; hidden dropout leaves it unchanged).
+template <class T>
+T ffn_anisotropy(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
+                 const block_cache<T>& b) noexcept {
+    const gradient<T> slopes = activation_backward(s.act, b.mid, b.act, gradient<T>{T(1), T(1)});
+    const T linear = st.beta * st.beta * slopes.var * slopes.corr * T(s.d_model) * w.ffn1 * w.ffn1 *
+                     T(s.d_ff) * w.ffn2 * w.ffn2 * token_specific_variance(b.u);
+    return anisotropy_after_ffn(b.aniso, skip_token_specific(st, b), linear, token_specific_variance(b.z),
+                                s.d_model, s.d_ff);
+}
+
 /// The points of one stack (forward), with the caches for its backward.
 template <class T>
 signal<T> stack_forward(const transformer_spec<T>& s, const stack_setup<T>& st, const signal<T>& x0,
                         const signal<T>* enc, std::vector<layer_cache<T>>& cache,
                         std::vector<boundary<T>>& pts, signal<T>& before_final) {
     signal<T> x = x0;
+    T aniso = T(1);  // the input is isotropic (i.i.d. embedding rows or given moments)
     pts.push_back({boundary_kind::input, st.kind, -1, x, {}});
     for (int l = 0; l < s.layers; ++l) {
         const layer_sigmas<T>& w = s.sigmas[std::size_t(st.sigma_offset + l)];
         layer_cache<T>& c = cache[std::size_t(l)];
+        c.attn.aniso = aniso;
         x = attention_block_forward(s, st, w, c.attn, x);
+        aniso = anisotropy_after_attention(aniso, skip_token_specific(st, c.attn), token_specific_variance(c.attn.z));
         pts.push_back({boundary_kind::attention, st.kind, l, x, {}});
         if (st.cross) {
+            c.cross.aniso = aniso;
             x = cross_block_forward(s, st, w, c.cross, x, *enc);
+            aniso = anisotropy_after_attention(aniso, skip_token_specific(st, c.cross), token_specific_variance(c.cross.z));
             pts.push_back({boundary_kind::cross_attention, st.kind, l, x, {}});
         }
+        c.ffn.aniso = aniso;
         x = ffn_block_forward(s, st, w, c.ffn, x);
+        aniso = ffn_anisotropy(s, st, w, c.ffn);
         pts.push_back({boundary_kind::ffn, st.kind, l, x, {}});
     }
     before_final = x;

@@ -27,6 +27,7 @@
 
 #include "sigprop/core/errors.hpp"
 #include "sigprop/detail/softmax_rows.hpp"
+#include "sigprop/models/anisotropy.hpp"
 #include "sigprop/models/predict.hpp"
 
 namespace sigprop {
@@ -224,6 +225,7 @@ struct resolved_block {
     std::vector<T> pg;      ///< attention: E sum_j P_ij^2 (1 - 2 P_ij + sum_k P_ik^2), the same rows
     attention_scores<T> sc{};
     resolved_ffn_cache<T> ffn;
+    T aniso{1};  ///< anisotropy of the block input's token-specific part (anisotropy.hpp)
 };
 
 /// What a branch adds to the stream's pooled variance: the mean of its output variances
@@ -271,6 +273,15 @@ std::vector<signal<T>> resolved_forward(const transformer_spec<T>& s, std::vecto
     if (blocks) blocks->assign(std::size_t(2 * s.layers), resolved_block<T>{});
     std::vector<T> p2;
     const bool pre = s.norm == norm_placement::pre;
+    // The anisotropy of the stream's token-specific part, for the backward's query/key
+    // terms (anisotropy.hpp); tracked from the pooled moments, as in predict.
+    T aniso = T(1);
+    const T l2 = s.lambda * s.lambda, b2 = s.beta * s.beta;
+    const auto skip_t = [&] { return l2 * token_specific_variance(pooled(x)); };
+    const auto branch_t = [&](const resolved_state<T>& f) {  // after the hidden dropout
+        const signal<T> pf = pooled(f);
+        return b2 * (pf.var / (T(1) - s.p_hidden) - pf.var * pf.corr);
+    };
     for (int l = 0; l < s.layers; ++l) {
         layer_sigmas<T>* tw = tune ? &tune->sigmas[std::size_t(l)] : nullptr;
         if (tw) tw->v = tw->o = T(1);
@@ -293,6 +304,9 @@ std::vector<signal<T>> resolved_forward(const transformer_spec<T>& s, std::vecto
             ba->u = std::move(u);
             ba->mid = std::move(mid);
             ba->p2 = p2;
+            ba->aniso = aniso;
+            const T ts = skip_t();
+            aniso = anisotropy_after_attention(aniso, ts, ts + branch_t(fa));
         }
         resolved_close(s, nu, x, fa, ba ? &ba->ln : nullptr);
         out.push_back(pooled(x));
@@ -300,7 +314,15 @@ std::vector<signal<T>> resolved_forward(const transformer_spec<T>& s, std::vecto
         u = pre ? resolved_layer_norm(s.d_model, nu, x, bf ? &bf->ln : nullptr) : x;
         const resolved_state<T> ff = resolved_ffn(s, w, u, bf ? &bf->ffn : nullptr);
         if (tune) tune->achieved.push_back(resolved_branch_var(s, ff));
-        if (bf) bf->u = std::move(u);
+        if (bf) {
+            const signal<T> slopes = pooled(bf->ffn.slope);
+            const T linear = b2 * slopes.var * slopes.corr * T(s.d_model) * w.ffn1 * w.ffn1 * T(s.d_ff) * w.ffn2 *
+                             w.ffn2 * token_specific_variance(pooled(u));
+            const T ts = skip_t();
+            bf->aniso = aniso;
+            aniso = anisotropy_after_ffn(aniso, ts, linear, ts + branch_t(ff), s.d_model, s.d_ff);
+            bf->u = std::move(u);
+        }
         resolved_close(s, nu, x, ff, bf ? &bf->ln : nullptr);
         out.push_back(pooled(x));
     }

@@ -83,6 +83,7 @@ resolved_state<T> times(const resolved_state<T>& x, const resolved_state<T>& f) 
 template <class T>
 struct resolved_qkv {
     resolved_state<T> q, k, v;  ///< per unit of dQ, dK, dV
+    resolved_state<T> qk;       ///< the query/key weight norms' shared sum: qkv_gradients::qk of predict.hpp
 };
 
 template <class T>
@@ -134,28 +135,36 @@ resolved_qkv<T> resolved_attention_gradients(const multi_head_attention<T>& m, c
             const std::size_t ik = std::size_t(i) * W + std::size_t(k);
             B[ik] = term + B[ik + W] + B[ik + 1] - B[ik + W + 1];
         }
+    // qk: the Q path with its unit coupling (the /d terms) times the stream's anisotropy,
+    // for the query and key weight norms (predict.hpp's self_attention_gradients).
+    const T aniso = b.aniso;
     resolved_qkv<T> out;
-    out.q = out.k = out.v = resolved_state<T>{L, std::vector<T>(g.c.size(), T(0))};
+    out.q = out.k = out.v = out.qk = resolved_state<T>{L, std::vector<T>(g.c.size(), T(0))};
     for (int j = 0; j < L; ++j) {
         const std::size_t a = std::size_t(lo(j));
         const T nj = T(n_of(j));
         out.v.at(j, j) = inv * d1[a] + A[a];
-        out.q.at(j, j) = (T(1) - r) * (pg(j) * (inv - r) + (T(1) - r) * (T(1) - T(1) / nj) / d) * g.at(j, j);
+        const T cjj = (T(1) - r) * (T(1) - T(1) / nj) / d;  // the unit coupling
+        out.q.at(j, j) = (T(1) - r) * (pg(j) * (inv - r) + cjj) * g.at(j, j);
+        out.qk.at(j, j) = (T(1) - r) * (pg(j) * (inv - r) + aniso * cjj) * g.at(j, j);
         const T kjj = (inv - r) * dq[a] + r * (T(1) - r) * A[a];
         out.k.at(j, j) = kjj > T(0) ? kjj : T(0);  // a variance: the bracket can dip below 0 only by rounding or r_g r < 0
         for (int k = j + 1; k < L; ++k) {
             const std::size_t c = std::size_t(lo(k));  // lo(max(j, k)) = lo(k)
             out.v.at(j, k) = out.v.at(k, j) = B[a * W + c] + d2[c];
             const T mx = T(n_of(k) > n_of(j) ? n_of(k) : n_of(j));
-            out.q.at(j, k) = out.q.at(k, j) = (T(1) - r) * (T(1) - r) * g.at(j, k) * (T(1) / mx + (T(1) - T(1) / mx) / d);
+            const T cjk = (T(1) - T(1) / mx) / d;
+            out.q.at(j, k) = out.q.at(k, j) = (T(1) - r) * (T(1) - r) * g.at(j, k) * (T(1) / mx + cjk);
+            out.qk.at(j, k) = out.qk.at(k, j) = (T(1) - r) * (T(1) - r) * g.at(j, k) * (T(1) / mx + aniso * cjk);
             const T rows = T(L) - T(c);
             out.k.at(j, k) = out.k.at(k, j) = rows > T(1) ? -r * (T(1) - r) * A0[c] / (rows - T(1)) : T(0);
         }
     }
     // The scales of self_attention_gradients: dQ carries sigma_v^2 (d s2 sigma_k)^2 per
     // unit of the bracket, dK sigma_v^2 (d s2 sigma_q)^2.
-    const T sq = mul0(mul0(d, pu.var), m.sigma_k), sk = mul0(mul0(d, pu.var), m.sigma_q);
+    const T ds2 = mul0(d, pu.var), sq = mul0(ds2, m.sigma_k), sk = mul0(ds2, m.sigma_q);
     out.q = scaled(mul0(m.sigma_v * m.sigma_v, sq * sq), out.q);
+    out.qk = scaled(mul0(m.sigma_v * m.sigma_v, ds2 * ds2), out.qk);
     out.k = scaled(mul0(m.sigma_v * m.sigma_v, sk * sk), out.k);
     return out;
 }
@@ -181,8 +190,9 @@ resolved_state<T> resolved_block_backward(const transformer_spec<T>& s, const la
         wg.o = resolved_weight_norm(d, d, b.mid, go);
         const resolved_state<T> gh = scaled(dd * w.o * w.o, go);
         const resolved_qkv<T> at = resolved_attention_gradients(m, b, gh);
-        wg.q = resolved_weight_norm(d, d, b.u, at.q);
-        wg.k = resolved_weight_norm(d, d, b.u, at.k);
+        const T qk = resolved_weight_norm(d, d, b.u, at.qk);
+        wg.q = mul0(qk, w.k * w.k);
+        wg.k = mul0(qk, w.q * w.q);
         wg.v = resolved_weight_norm(d, d, b.u, at.v);
         gu = scaled(dd * w.v * w.v, at.v);
         add_scaled(dd * w.q * w.q, at.q, gu);
