@@ -5,7 +5,8 @@
 #   validate-signals  SIGPROP_VALIDATE   SIGINT / SIGTERM mid-sweep: status 130 / 143, no file left
 #   validate-resume   SIGPROP_VALIDATE   an interrupted shard resumed is byte-identical; a foreign journal: status 2
 #   validate-determinism SIGPROP_VALIDATE  --threads 1, --threads 2, OMP_NUM_THREADS=2: the same bytes
-#   model-mc          SIGPROP_MODEL_MC   signals as above; the same bytes at 1 and 2 threads
+#   model-mc          SIGPROP_MODEL_MC   signals as above; the same bytes at 1 and 2 threads and
+#                                        from --replay of its own JSON
 #   sigprop           SIGPROP            predict --plot and init: interrupted, failed, repeated
 set -uo pipefail
 # Background jobs of a script start with SIGINT ignored (and the tools keep an ignored
@@ -126,6 +127,14 @@ model-mc)
     OMP_NUM_THREADS=2 "$exe" "${small[@]}" --csv "$work/c.csv" --json "$work/c.json" >/dev/null || bad "OMP_NUM_THREADS"
     for f in csv csv.layers.csv json; do
         cmp "$work/a.$f" "$work/b.$f" && cmp "$work/a.$f" "$work/c.$f" && ok || bad "model-mc .$f differs across threads"
+    done
+    # --replay of a run's own JSON reproduces every output byte for byte (an encoder-decoder:
+    # its cross-attention weights too).
+    ed=("${small[@]}" --arch encoder_decoder --threads 1)
+    "$exe" "${ed[@]}" --csv "$work/ed.csv" --json "$work/ed.json" >/dev/null || bad "model-mc, encoder-decoder"
+    "$exe" "${ed[@]}" --replay "$work/ed.json" --csv "$work/rp.csv" --json "$work/rp.json" >/dev/null || bad "replay"
+    for f in csv csv.layers.csv json; do
+        cmp "$work/ed.$f" "$work/rp.$f" && ok || bad "model-mc --replay .$f differs from the run"
     done
     "$exe" "${small[@]}" --json "$work/absent/out.json" >/dev/null 2>"$work/e"
     [[ $? -eq 2 ]] && grep -q "cannot write" "$work/e" && ok || bad "model-mc, unwritable output: $(cat "$work/e")"

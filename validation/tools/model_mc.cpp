@@ -98,9 +98,15 @@ sigprop::validation::model_measurement load_measurement(const std::string& path,
                              measured_from(x.at("corr"))});
         m.backward.push_back({{}, measured_from(g.at("var")), measured_from(g.at("cov")), measured_from(g.at("corr"))});
     }
+    // The cross-attention entries are written for every layer (0 outside an encoder-decoder's
+    // decoder layers); files from before they were written read as 0.
+    const auto cross = [](const auto& w, const char* name) {
+        return w.contains(name) ? measured_from(w.at(name)) : sigprop::validation::measured{};
+    };
     for (const auto& w : j.at("weights"))
         m.weights.push_back({measured_from(w.at("q")), measured_from(w.at("k")), measured_from(w.at("v")),
-                             measured_from(w.at("o")), measured_from(w.at("ffn1")), measured_from(w.at("ffn2"))});
+                             measured_from(w.at("o")), measured_from(w.at("ffn1")), measured_from(w.at("ffn2")),
+                             cross(w, "cross_q"), cross(w, "cross_k"), cross(w, "cross_v"), cross(w, "cross_o")});
     return m;
 }
 

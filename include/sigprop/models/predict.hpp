@@ -354,7 +354,7 @@ struct cross_gradients {
 template <class T>
 cross_gradients<T> cross_backward(int d_model, int heads, int Ld, int Ls, const T& p, const T& sq,
                                   const T& sk, const T& sv, const signal<T>& u, const signal<T>& e,
-                                  const cross_scores<T>& sc, const gradient<T>& gh) noexcept {
+                                  const cross_scores<T>& sc, const gradient<T>& gh, const T& e_aniso = T(1)) noexcept {
     const T d = T(d_model), nd = T(Ld), ns = T(Ls), re = e.corr, ru = u.corr, rg = gh.corr;
     const T inv = T(1) / (T(1) - p);
     const T a = nd / ns;
@@ -370,9 +370,17 @@ cross_gradients<T> cross_backward(int d_model, int heads, int Ld, int Ls, const 
     const T q_scale = mul0(mul0(d, e.var), sk);  // S_Q / sigma_q^2 = (d s2_e sigma_k)^2
     using std::sqrt;
     const T k_scale = mul0(mul0(d, sqrt(u.var) * sqrt(e.var)), sq);  // S / sigma_k^2
+    // The query/key weight norms' shared sum (self_attention_gradients), with the encoder
+    // output's anisotropy: the scatter is the keys' (models.md section 2).
+    const T extra = (T(1) - re) * (e_aniso - T(1)) * coupling;
+    const T qkb = qb + extra, qkc = qc + rg * extra;
+    const T ds2e = mul0(d, e.var);
     cross_gradients<T> out;
     out.at.q = {mul0(mul0(gv, q_scale * q_scale), qb), attention_corr(qc, qb, rg)};
-    out.at.k = {mul0(mul0(gv, k_scale * k_scale), kb), T(0)};
+    out.at.qk = {mul0(mul0(gv, ds2e * ds2e), qkb), attention_corr(qkc, qkb, rg)};
+    // Every row of the attention weights' gradient sums to 0, so the K gradients of the L_s
+    // keys sum to 0 in every sequence: their token correlation is exactly -1/(L_s - 1).
+    out.at.k = {mul0(mul0(gv, k_scale * k_scale), kb), Ls > 1 ? T(-1) / (ns - T(1)) : T(0)};
     out.at.v = {v_path_moment(gh.var, vb), attention_corr(vc, vb, rg)};
     // Back through the projections, summed over heads (uncorrelated, as in multi-head
     // self-attention): d_head sigma^2 per head, times heads = d sigma^2.
@@ -380,7 +388,7 @@ cross_gradients<T> cross_backward(int d_model, int heads, int Ld, int Ls, const 
     out.decoder = {mul0(mul0(d, sq * sq), out.at.q.var), out.at.q.corr};
     const T ev = mul0(mul0(d, sv * sv), out.at.v.var);
     const T ek = mul0(mul0(d, sk * sk), out.at.k.var);
-    add_weighted(T(1), ev, out.at.v.corr, T(1), ek, T(0), out.encoder.var, out.encoder.corr);
+    add_weighted(T(1), ev, out.at.v.corr, T(1), ek, out.at.k.corr, out.encoder.var, out.encoder.corr);
     return out;
 }
 
@@ -451,6 +459,7 @@ struct stack_setup {
     T lambda, beta;
     T nu;  ///< chi_mean_sq_ratio(d_model - 1), shared by every LayerNorm
     half_half_2f1_table<T> ln_series{};  ///< the LayerNorms' 2F1 (half_half_2f1_table_of(d_model + 1))
+    T cross_aniso{1};  ///< anisotropy of the encoder output (the cross-attention keys), anisotropy.hpp
 };
 
 template <class T>
@@ -565,9 +574,10 @@ gradient<T> cross_block_backward(const transformer_spec<T>& s, const stack_setup
     const gradient<T> gh = backward_impl(linear<T>{d, d, w.cross_o}, b.mid, g_o);
     const auto sc = cross_statistics(d, Ls, b.u, enc, w.cross_q, w.cross_k);
     const auto cg = cross_backward(d, s.heads, st.L, Ls, s.p_attention, w.cross_q, w.cross_k, w.cross_v,
-                                   b.u, enc, sc, gh);
-    wg.cross_q = weight_grad_norm(d, d, st.L, b.u, cg.at.q);
-    wg.cross_k = weight_grad_norm(d, d, Ls, enc, cg.at.k);
+                                   b.u, enc, sc, gh, b.aniso);
+    const T qk = weight_grad_norm(d, d, st.L, b.u, cg.at.qk);
+    wg.cross_q = mul0(qk, w.cross_k * w.cross_k);
+    wg.cross_k = mul0(qk, w.cross_q * w.cross_q);
     wg.cross_v = weight_grad_norm(d, d, Ls, enc, cg.at.v);
     // The encoder output feeds every decoder layer; the contributions of different layers
     // are uncorrelated (independent weights), so they add.
@@ -627,7 +637,7 @@ signal<T> stack_forward(const transformer_spec<T>& s, const stack_setup<T>& st, 
         aniso = anisotropy_after_attention(aniso, skip_token_specific(st, c.attn), token_specific_variance(c.attn.z));
         pts.push_back({boundary_kind::attention, st.kind, l, x, {}});
         if (st.cross) {
-            c.cross.aniso = aniso;
+            c.cross.aniso = st.cross_aniso;  // its query/key norms see the keys' scatter
             x = cross_block_forward(s, st, w, c.cross, x, *enc);
             aniso = anisotropy_after_attention(aniso, skip_token_specific(st, c.cross), token_specific_variance(c.cross.z));
             pts.push_back({boundary_kind::cross_attention, st.kind, l, x, {}});
@@ -804,8 +814,12 @@ trajectory<T> predict(const transformer_spec<T>& s) {
         gradient<T> g_enc = s.output_gradient;
         if (encdec) {
             const std::size_t dec_first = tr.points.size();
+            // The encoder output's anisotropy: after its last FFN block (a final LayerNorm
+            // rescales tokens and keeps it).
+            const T enc_aniso = ffn_anisotropy(s, est, s.sigmas[std::size_t(N - 1)], enc_cache.back().ffn);
             const stack_setup<T> dst{stack_kind::decoder, N, s.seq_len, true, true,
-                                     s.decoder_lambda.value_or(s.lambda), s.decoder_beta.value_or(s.beta), nu, series};
+                                     s.decoder_lambda.value_or(s.lambda), s.decoder_beta.value_or(s.beta), nu, series,
+                                     enc_aniso};
             std::vector<layer_cache<T>> dec_cache(static_cast<std::size_t>(N));
             stack_forward(s, dst, x0, &enc_out, dec_cache, tr.points, dec_before);
             g_enc = gradient<T>{T(0), T(0)};
