@@ -57,6 +57,79 @@ resolved_state<T> times(const resolved_state<T>& x, const resolved_state<T>& f) 
     return y;
 }
 
+/// The keys' covariance over every causal prefix, which the Q and K paths need (our
+/// derivation, docs/theory/models.md section 10, "row statistics"): the branch input u
+/// divided by its pooled variance s2 (the paths' scales carry s2), written c below.
+/// A short causal prefix is far more correlated than the block's pooled r (48-layer
+/// Pre-LN decoder, layer 3's attention: the pooled r is 0.09, the two-key prefix's 0.42),
+/// and both paths only see the keys' spread about their row's mean. An overflowed u is replaced by the
+/// equicorrelated state of the pooled correlation (no inf - inf on the way).
+template <class T>
+struct key_prefixes {
+    int L;
+    std::size_t W;
+    std::vector<T> c;           ///< c[x L + y]
+    std::vector<T> sum;         ///< sum[x W + y] = sum_{a < x, b < y} c_ab (2-D prefix sums)
+    std::vector<T> corr;        ///< corr[n-1]: mean pair correlation over the first n keys
+    std::vector<T> spread;      ///< spread[n-1] = tr(H C_n H)/(n-1): (1 - corr) for equal variances
+    std::vector<T> spread2;     ///< spread2[n-1] = |H C_n H|_F^2/(n-1): (1 - corr)^2 likewise
+    T entry(int x, int y) const noexcept { return c[std::size_t(x) * std::size_t(L) + std::size_t(y)]; }
+    T at(int x, int y) const noexcept { return sum[std::size_t(x) * W + std::size_t(y)]; }
+    /// mean of c_jl over the first n keys l
+    T row_mean(int j, int n) const noexcept { return (at(j + 1, n) - at(j, n)) / T(n); }
+    /// mean of c over the first n keys times the first n2 keys
+    T block_mean(int n, int n2) const noexcept { return at(n, n2) / (T(n) * T(n2)); }
+};
+
+/// O(L^2): |H C_n H|_F^2 = sum C^2 - (2/n) sum_j (sum_l C_jl)^2 + (sum C)^2 / n^2 over the
+/// first n keys, each piece updated from n - 1 in O(n) (H = I - 11'/n, the row's centring).
+template <class T>
+key_prefixes<T> key_prefixes_of(const resolved_state<T>& u, const signal<T>& pu) {
+    const int L = u.L;
+    const bool finite = pu.var > T(0) && pu.var <= std::numeric_limits<T>::max();
+    key_prefixes<T> k;
+    k.L = L;
+    k.c.resize(u.c.size());
+    for (int x = 0; x < L; ++x)
+        for (int y = 0; y < L; ++y)
+            k.c[std::size_t(x) * std::size_t(L) + std::size_t(y)] = finite ? u.at(x, y) / pu.var : (x == y ? T(1) : pu.corr);
+    auto c = [&](int x, int y) { return k.entry(x, y); };
+    k.W = std::size_t(L) + 1;
+    k.sum.assign(k.W * k.W, T(0));
+    for (int x = 1; x <= L; ++x)
+        for (int y = 1; y <= L; ++y)
+            k.sum[std::size_t(x) * k.W + std::size_t(y)] = c(x - 1, y - 1) + k.at(x - 1, y) + k.at(x, y - 1) - k.at(x - 1, y - 1);
+    k.corr.assign(std::size_t(L), T(0));
+    k.spread.assign(std::size_t(L), T(0));
+    k.spread2.assign(std::size_t(L), T(0));
+    std::vector<T> rows(std::size_t(L), T(0));  // sum_{l < n} c_jl
+    T trace = 0, squares = 0;
+    for (int n = 1; n <= L; ++n) {
+        const int e = n - 1;  // the key that joins
+        T row_e = 0;
+        for (int j = 0; j < e; ++j) {
+            const T v = c(j, e);
+            rows[std::size_t(j)] += v;
+            row_e += v;
+            squares += T(2) * v * v;
+        }
+        row_e += c(e, e);
+        rows[std::size_t(e)] = row_e;
+        squares += c(e, e) * c(e, e);
+        trace += c(e, e);
+        if (n < 2) continue;
+        T row_squares = 0;
+        for (int j = 0; j < n; ++j) row_squares += rows[std::size_t(j)] * rows[std::size_t(j)];
+        const T all = k.at(n, n), nn = T(n);
+        const std::size_t i = std::size_t(e);
+        k.corr[i] = trace > T(0) ? (all - trace) / ((nn - T(1)) * trace) : T(0);
+        const T sp = (trace - all / nn) / (nn - T(1)), sp2 = (squares - T(2) * row_squares / nn + all * all / (nn * nn)) / (nn - T(1));
+        k.spread[i] = sp > T(0) ? sp : T(0);  // >= 0 up to rounding
+        k.spread2[i] = sp2 > T(0) ? sp2 : T(0);
+    }
+    return k;
+}
+
 // Self-attention backward with a resolved gradient (our derivation, docs/theory/models.md
 // section 10). g: the covariance of one unit of the gradient at the heads' concatenation.
 // Row i (0-based) attends to the keys j < n_i (n_i = i + 1 causal, L otherwise); key j
@@ -71,15 +144,21 @@ resolved_state<T> times(const resolved_state<T>& x, const resolved_state<T>& f) 
 //   V_jk = B(lo(j), lo(k)) + sum_{i >= lo(max(j, k))} g_ii (1 - P2_i)/(n_i (n_i - 1)),
 // A(a) = sum_{i != i' >= a} e_ii' g_ii' / (n_i n_i') and B(a, b) the suffix sum over
 // i >= a, i' >= b, i != i' of g_ii' (1 - e_ii'/m)/(n_i n_i' - min): exactly the pooled
-// V-path brackets for an equicorrelated gradient without the mask. The Q path of row i
-// and the K path of key j are the pooled brackets with the row's own statistics
-// (w_i = 1 - 1/n_i causal, 1 otherwise: the softmax gradient removes the row's mean key):
-//   Q_ii = (1-r) [w_i P2_i (1/(1-p) - r) + (1-r)(1 - 1/n_i)/d] g_ii,
+// V-path brackets for an equicorrelated gradient without the mask. The Q and K paths see
+// the keys and values only through their spread about the row's mean (the softmax
+// gradient's rows sum to 0), so they take the row's own key covariance (key_prefixes: c,
+// its means m_j(n) over a prefix and M(n, n'), corr_n, spread_n, spread2_n; Pg_i the
+// softmax gradient's row statistic; k = p/(1-p)):
+//   Q_ii = [Pg_i (spread2_n + k spread_n) + (1 - corr_n)^2 (1 - 1/n)/d] g_ii,  n = n_i,
 //   Q_ii' = (1-r)^2 g_ii' (1/m + (1 - 1/m)/d)           (the rows share min(n_i, n_i') keys),
-//   K_jj = (1/(1-p) - r) sum_{i >= lo(j)} w_i P2_i g_ii / n_i + r (1-r) A(lo(j)),
+//   K_jj = sum_{i >= lo(j)} Pg_i g_ii / n_i [(c_jj - 2 m_j(n_i) + M(n_i, n_i)) n_i/(n_i - 1) + k c_jj]
+//        + sum_{i != i' >= lo(j)} e_ii' g_ii' c_ii' kf_j(i, i') / (n_i n_i'),
+//   kf_j(i, i') = c_jj - m_j(n_i) - m_j(n_i') + M(n_i, n_i')   (value j about both rows' means),
 //   K_jk = -r (1-r) A0(lo(max(j, k))) / (c - 1),  c the number of rows covering both,
 // A0 as A with e_ii' = 1; times S-type scales as in predict (self_attention_gradients).
-// r, s2 and the score statistics are the block's pooled ones (as the resolved forward).
+// For an equicorrelated c these are the pooled brackets (Q exactly; K up to kf's
+// (1 - 1/min(n_i, n_i')), the key's own share of the row means). r, s2 and the score
+// statistics are the block's pooled ones (as the resolved forward).
 template <class T>
 struct resolved_qkv {
     resolved_state<T> q, k, v;  ///< per unit of dQ, dK, dV
@@ -99,11 +178,10 @@ resolved_qkv<T> resolved_attention_gradients(const multi_head_attention<T>& m, c
     auto p2 = [&](int i) { return b.p2[std::size_t(n_of(i) - 1)]; };
     auto pg = [&](int i) { return b.pg[std::size_t(n_of(i) - 1)]; };
     // 1-D suffix sums over rows i >= a.
-    std::vector<T> d1(Ls + 1, T(0)), dq(Ls + 1, T(0)), d2(Ls + 1, T(0));
+    std::vector<T> d1(Ls + 1, T(0)), d2(Ls + 1, T(0));
     for (int i = L - 1; i >= 0; --i) {
         const T n = T(n_of(i)), gi = g.at(i, i);
         d1[std::size_t(i)] = d1[std::size_t(i) + 1] + mul0(p2(i) / n, gi);
-        dq[std::size_t(i)] = dq[std::size_t(i) + 1] + mul0(pg(i) / n, gi);
         d2[std::size_t(i)] = d2[std::size_t(i) + 1] + (n > T(1) ? mul0((T(1) - p2(i)) / (n * (n - T(1))), gi) : T(0));
     }
     // A(a), A0(a): sums over the square i, i' >= a without its diagonal; B: 2-D suffix sums.
@@ -138,16 +216,45 @@ resolved_qkv<T> resolved_attention_gradients(const multi_head_attention<T>& m, c
     // qk: the Q path with its unit coupling (the /d terms) times the stream's anisotropy,
     // for the query and key weight norms (predict.hpp's self_attention_gradients).
     const T aniso = b.aniso;
+    // The K path's pair sum with w_ii' = e_ii' g_ii' c_ii' / (n_i n_i') (0 for i = i'):
+    //   sum_{i,i' >= a} w kf_j = c_jj KW(a) - 2 sum_{i >= a} m_j(n_i) KT(i, a) + KM(a),
+    // KT(i, a) = sum_{i' >= a} w_ii' (row suffix sums), KW and KM suffix sums over the square.
+    const key_prefixes<T> kp = key_prefixes_of(b.u, pu);
+    const T kdrop = m.p * inv;
+    std::vector<T> KT(Ls * W, T(0)), KW(Ls + 1, T(0)), KM(Ls + 1, T(0));
+    auto w_of = [&](int i, int k) {
+        return i == k ? T(0) : mul0(e_of(i, k) * kp.entry(i, k) / (T(n_of(i)) * T(n_of(k))), g.at(i, k));
+    };
+    for (int i = 0; i < L; ++i)
+        for (int k = L - 1; k >= 0; --k) KT[std::size_t(i) * W + std::size_t(k)] = KT[std::size_t(i) * W + std::size_t(k) + 1] + w_of(i, k);
+    for (int i = L - 1; i >= 0; --i) {
+        T row = 0;
+        for (int k = i + 1; k < L; ++k) row += w_of(i, k) * kp.block_mean(n_of(i), n_of(k));
+        KW[std::size_t(i)] = KW[std::size_t(i) + 1] + T(2) * KT[std::size_t(i) * W + std::size_t(i) + 1];
+        KM[std::size_t(i)] = KM[std::size_t(i) + 1] + T(2) * row;
+    }
     resolved_qkv<T> out;
     out.q = out.k = out.v = out.qk = resolved_state<T>{L, std::vector<T>(g.c.size(), T(0))};
     for (int j = 0; j < L; ++j) {
         const std::size_t a = std::size_t(lo(j));
-        const T nj = T(n_of(j));
+        const std::size_t nj = std::size_t(n_of(j));
         out.v.at(j, j) = inv * d1[a] + A[a];
-        const T cjj = (T(1) - r) * (T(1) - T(1) / nj) / d;  // the unit coupling
-        out.q.at(j, j) = (T(1) - r) * (pg(j) * (inv - r) + cjj) * g.at(j, j);
-        out.qk.at(j, j) = (T(1) - r) * (pg(j) * (inv - r) + aniso * cjj) * g.at(j, j);
-        const T kjj = (inv - r) * dq[a] + r * (T(1) - r) * A[a];
+        const T rj = kp.corr[nj - 1];
+        const T qdrop = pg(j) * (kp.spread2[nj - 1] + kdrop * kp.spread[nj - 1]);
+        const T coupling = (T(1) - rj) * (T(1) - rj) * (T(1) - T(1) / T(nj)) / d;
+        out.q.at(j, j) = mul0(qdrop + coupling, g.at(j, j));
+        out.qk.at(j, j) = mul0(qdrop + aniso * coupling, g.at(j, j));
+        const T cjj = kp.entry(j, j);
+        T kjj = cjj * KW[a] + KM[a];
+        for (int i = int(a); i < L; ++i) {
+            const int ni = n_of(i);
+            const T mi = kp.row_mean(j, ni);
+            kjj -= T(2) * mi * KT[std::size_t(i) * W + a];
+            if (ni > 1) {
+                const T centred = (cjj - T(2) * mi + kp.block_mean(ni, ni)) * T(ni) / T(ni - 1);
+                kjj += mul0(pg(i) / T(ni), g.at(i, i)) * (centred + kdrop * cjj);
+            }
+        }
         out.k.at(j, j) = kjj > T(0) ? kjj : T(0);  // a variance: the bracket can dip below 0 only by rounding or r_g r < 0
         for (int k = j + 1; k < L; ++k) {
             const std::size_t c = std::size_t(lo(k));  // lo(max(j, k)) = lo(k)
