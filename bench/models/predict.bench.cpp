@@ -1,6 +1,7 @@
 // predict() for whole models: the goal is <= 100 us for a 1000-layer model with
-// weight-gradient norms. Encoder (bidirectional) and decoder (causal: O(seq_len) per
-// attention block, see docs/theory/models.md) are measured separately. Also: predict()
+// weight-gradient norms. Encoder (bidirectional) and decoder (causal: one O(seq_len) table
+// per call, then O(1) per attention block apart from the rows where a softmax clamp binds,
+// see docs/theory/models.md section 7) are measured separately. Also: predict()
 // against one CPU Monte-Carlo run of the same small model, and a parallel sweep of 10^5
 // specs (a trainability map).
 #include <benchmark/benchmark.h>

@@ -21,6 +21,7 @@
 #include "sigprop/detail/chi_moments.hpp"
 #include "sigprop/detail/hypergeometric.hpp"
 #include "sigprop/models/anisotropy.hpp"
+#include "sigprop/models/causal_rows.hpp"
 #include "sigprop/models/spec.hpp"
 #include "sigprop/models/trajectory.hpp"
 
@@ -56,12 +57,65 @@ signal<T> fold_mean(const signal<T>& x) noexcept {
     return forward_impl(linear<T>{1, 1, T(1)}, x);  // the same algebra, overflow-safe
 }
 
+// Shortcuts for the steps on the dependency chain of every layer. The components' forms
+// are overflow-safe: (w sqrt(v))^2 keeps 0 * inf = 0 and w^2 from overflowing early, and
+// the linear layer's correlation is scaled by its larger term. That costs a square root
+// or extra divisions per step, several times per layer. While every intermediate is a
+// normal finite number the plain products agree with those forms to a few ulps, so they
+// are taken there; elsewhere the overflow-safe forms are, with their 0 * inf = 0 and
+// +inf (tests/models/predict_fast_paths.test.cpp).
+
+/// x is a positive normal finite number.
+template <class T>
+bool normal_positive(const T& x) noexcept {
+    return x >= std::numeric_limits<T>::min() && x <= std::numeric_limits<T>::max();
+}
+
+/// w^2 v for a weight w and a variance v; the overflow-safe form is (w sqrt(v))^2.
+template <class T>
+T weighted_var(const T& w, const T& v) noexcept {
+    using std::sqrt;
+    const T w2 = w * w, p = w2 * v;
+    if (normal_positive(w2) && normal_positive(p)) return p;
+    const T s = times0(w, sqrt(v));
+    return s * s;
+}
+
 /// a * g: the gradient of a * (something), with 0 * inf = 0.
 template <class T>
 gradient<T> scale_gradient(const T& a, const gradient<T>& g) noexcept {
-    using std::sqrt;
-    const T s = times0(a, sqrt(g.var));
-    return {s * s, g.corr};
+    return {weighted_var(a, g.var), g.corr};
+}
+
+/// forward_impl(linear{d_in, d_out, sigma}): variance d_in sigma^2 (s2 + mu^2), correlation
+/// (r s2 + mu^2) / (s2 + mu^2), the latter with one division instead of four.
+template <class T>
+signal<T> linear_forward(int d_in, const T& sigma, const signal<T>& x) noexcept {
+    const T lo = std::numeric_limits<T>::min(), hi = std::numeric_limits<T>::max();
+    const T mu2 = x.mean * x.mean, m2 = x.var + mu2;
+    if (x.var >= lo && m2 <= hi && (x.mean == T(0) || mu2 >= lo)) {
+        const T corr = x.mean == T(0) ? x.corr : (x.corr * x.var + mu2) / m2;
+        return {T(0), T(d_in) * weighted_var(sigma, m2), corr};
+    }
+    return forward_impl(linear<T>{d_in, 1, sigma}, x);
+}
+
+/// backward_impl(linear{d_in, d_out, sigma}): variance d_out sigma^2 s2_g, the correlation
+/// kept. Where sigma^2 s2_g underflows the two differ by the subnormal rounding of that
+/// product (d_out units of denorm_min at most).
+template <class T>
+gradient<T> linear_backward(int d_out, const T& sigma, const gradient<T>& g) noexcept {
+    return {T(d_out) * weighted_var(sigma, g.var), g.corr};
+}
+
+/// forward_impl(dropout{p}) of a zero-mean input (every branch ends with a random
+/// projection): variance s2/(1-p), correlation r (1-p), the component's values exactly,
+/// without its square roots.
+template <class T>
+signal<T> hidden_dropout(const T& p, const signal<T>& f) noexcept {
+    if (f.mean != T(0) || !(f.var > T(0))) return forward_impl(dropout<T>{p}, f);
+    const T keep = T(1) - p;
+    return {T(0), f.var / keep, f.corr * keep};
 }
 
 /// One LayerNorm application evaluated once for both passes. The forward token
@@ -179,7 +233,9 @@ struct qkv_gradients {
 // and dV has s2_gh times the V bracket. Summing the three over paths and heads gives back
 // exactly backward_impl(multi_head_attention) (tested).
 /// The softmax statistics of one self-attention block, evaluated once per block and shared
-/// by its forward, its backward and the Q/K/V split (the causal ones cost O(L)).
+/// by its forward, its backward and the Q/K/V split. The causal ones cost O(L), or O(1)
+/// apart from the rows where a clamp binds with the model's table of inverse-power suffix
+/// sums for c.L (causal_rows.hpp).
 template <class T>
 struct self_scores {
     attention_scores<T> sc{};
@@ -187,10 +243,13 @@ struct self_scores {
 };
 
 template <class T>
-self_scores<T> self_statistics(const multi_head_attention<T>& c, const signal<T>& u) noexcept {
+self_scores<T> self_statistics(const multi_head_attention<T>& c, const signal<T>& u,
+                               const inverse_power_tails<T>* tails = nullptr) noexcept {
     self_scores<T> s;
     s.sc = score_statistics(c.d_model, c.L, u.var, u.corr, c.sigma_q, c.sigma_k);
-    if (c.causal) s.cs = causal_statistics(c.d_model, c.L, u.corr, c.p, s.sc);
+    if (c.causal)
+        s.cs = tails ? causal_statistics(c.d_model, u.corr, c.p, s.sc, *tails)
+                     : causal_statistics(c.d_model, c.L, u.corr, c.p, s.sc);
     return s;
 }
 
@@ -441,12 +500,37 @@ struct block_cache {
     ln_eval<T> ln;    ///< the block's LayerNorm (of `in` for Pre-LN, of `z` for Post-LN)
     self_scores<T> scores;  ///< self-attention blocks: the softmax statistics
     T aniso{1};             ///< anisotropy of the block input's token-specific part (anisotropy.hpp)
+    cross_scores<T> cross{};  ///< cross-attention blocks: the score statistics
 };
 
 template <class T>
 struct layer_cache {
     block_cache<T> attn, cross, ffn;
 };
+
+/// The per-layer caches of predict(), one vector per stack (0: the encoder or the only
+/// stack, 1: an encoder-decoder's decoder), kept per thread and scalar type from one call
+/// to the next and only ever grown. Allocated on every call, an encoder-decoder's caches
+/// (about 0.8 MB per 1000 layers and stack) came back from the system as fresh pages that
+/// fault on first touch: 1000 + 1000 layers took 2.0 ms per call, 1.3 ms with the reuse
+/// (an encoder alone did not change measurably). No reset is needed: the forward pass
+/// writes every field the backward pass reads before it reads it. Cost: the largest
+/// caches a thread has needed stay allocated until it ends, so only models of up to
+/// reused_cache_layers layers use them (at most about 13 MB per stack and thread); deeper
+/// ones get `fresh`, released when predict returns.
+inline constexpr int reused_cache_layers = 1 << 14;
+
+template <class T>
+std::vector<layer_cache<T>>& reused_caches(std::size_t stack, int layers, std::vector<layer_cache<T>>& fresh) {
+    if (layers > reused_cache_layers) {
+        fresh.resize(std::size_t(layers));
+        return fresh;
+    }
+    thread_local std::vector<layer_cache<T>> caches[2];
+    std::vector<layer_cache<T>>& c = caches[stack];
+    if (c.size() < std::size_t(layers)) c.resize(std::size_t(layers));
+    return c;
+}
 
 /// One stack's settings.
 template <class T>
@@ -459,6 +543,7 @@ struct stack_setup {
     T lambda, beta;
     T nu;  ///< chi_mean_sq_ratio(d_model - 1), shared by every LayerNorm
     half_half_2f1_table<T> ln_series{};  ///< the LayerNorms' 2F1 (half_half_2f1_table_of(d_model + 1))
+    const inverse_power_tails<T>* causal_tails{nullptr};  ///< causal stacks: the suffix sums for L
     T cross_aniso{1};  ///< anisotropy of the encoder output (the cross-attention keys), anisotropy.hpp
 };
 
@@ -483,7 +568,7 @@ gradient<T> activation_backward(activation a, const signal<T>& x, const gradient
 template <class T>
 signal<T> close_block(const transformer_spec<T>& s, const stack_setup<T>& st, block_cache<T>& b,
                       const signal<T>& f) noexcept {
-    const signal<T> fd = forward_impl(dropout<T>{s.p_hidden}, f);
+    const signal<T> fd = hidden_dropout(s.p_hidden, f);
     b.z = residual_sum(st.lambda, b.in, st.beta, fd);
     if (s.norm != norm_placement::post) return b.z;
     b.ln = layer_norm_eval(s.d_model, st.nu, st.ln_series, b.z);
@@ -497,9 +582,9 @@ signal<T> attention_block_forward(const transformer_spec<T>& s, const stack_setu
     b.u = s.norm == norm_placement::pre ? (b.ln = layer_norm_eval(s.d_model, st.nu, st.ln_series, x)).y : fold_mean(x);
     const auto m = self_attention_of(s, w, st);
     const auto h = head_of(m);
-    b.scores = self_statistics(m, b.u);
+    b.scores = self_statistics(m, b.u, st.causal_tails);
     b.mid = m.causal ? causal_head_forward(h, b.u, b.scores.sc, b.scores.cs) : forward_impl(h, b.u, b.scores.sc);
-    const signal<T> f = forward_impl(linear<T>{s.d_model, s.d_model, w.o}, b.mid);
+    const signal<T> f = linear_forward(s.d_model, w.o, b.mid);
     return close_block(s, st, b, f);
 }
 
@@ -509,9 +594,9 @@ signal<T> cross_block_forward(const transformer_spec<T>& s, const stack_setup<T>
     b.in = x;
     b.u = s.norm == norm_placement::pre ? (b.ln = layer_norm_eval(s.d_model, st.nu, st.ln_series, x)).y : fold_mean(x);
     const int Ls = encoder_len(s);
-    const auto sc = cross_statistics(s.d_model, Ls, b.u, enc, w.cross_q, w.cross_k);
-    b.mid = cross_head_forward(s.d_model, Ls, s.p_attention, w.cross_v, enc, sc);
-    const signal<T> f = forward_impl(linear<T>{s.d_model, s.d_model, w.cross_o}, b.mid);
+    b.cross = cross_statistics(s.d_model, Ls, b.u, enc, w.cross_q, w.cross_k);
+    b.mid = cross_head_forward(s.d_model, Ls, s.p_attention, w.cross_v, enc, b.cross);
+    const signal<T> f = linear_forward(s.d_model, w.cross_o, b.mid);
     return close_block(s, st, b, f);
 }
 
@@ -520,9 +605,9 @@ signal<T> ffn_block_forward(const transformer_spec<T>& s, const stack_setup<T>& 
                             block_cache<T>& b, const signal<T>& x) noexcept {
     b.in = x;
     b.u = s.norm == norm_placement::pre ? (b.ln = layer_norm_eval(s.d_model, st.nu, st.ln_series, x)).y : x;
-    b.mid = forward_impl(linear<T>{s.d_model, s.d_ff, w.ffn1}, b.u);
+    b.mid = linear_forward(s.d_model, w.ffn1, b.u);
     b.act = activation_eval(s.act, b.mid);
-    const signal<T> f = forward_impl(linear<T>{s.d_ff, s.d_model, w.ffn2}, b.act.y);
+    const signal<T> f = linear_forward(s.d_ff, w.ffn2, b.act.y);
     return close_block(s, st, b, f);
 }
 
@@ -552,7 +637,7 @@ gradient<T> attention_block_backward(const transformer_spec<T>& s, const stack_s
     const gradient<T> g_o = open_block_backward(s, st, b, g_out, g_z);
     const int d = s.d_model;
     wg.o = weight_grad_norm(d, d, st.L, b.mid, g_o);
-    const gradient<T> gh = backward_impl(linear<T>{d, d, w.o}, b.mid, g_o);
+    const gradient<T> gh = linear_backward(d, w.o, g_o);
     const auto m = self_attention_of(s, w, st);
     const auto at = self_attention_gradients(m, b.u, gh, b.scores, b.aniso);
     const T qk = weight_grad_norm(d, d, st.L, b.u, at.qk);
@@ -571,10 +656,9 @@ gradient<T> cross_block_backward(const transformer_spec<T>& s, const stack_setup
     const gradient<T> g_o = open_block_backward(s, st, b, g_out, g_z);
     const int d = s.d_model, Ls = encoder_len(s);
     wg.cross_o = weight_grad_norm(d, d, st.L, b.mid, g_o);
-    const gradient<T> gh = backward_impl(linear<T>{d, d, w.cross_o}, b.mid, g_o);
-    const auto sc = cross_statistics(d, Ls, b.u, enc, w.cross_q, w.cross_k);
+    const gradient<T> gh = linear_backward(d, w.cross_o, g_o);
     const auto cg = cross_backward(d, s.heads, st.L, Ls, s.p_attention, w.cross_q, w.cross_k, w.cross_v,
-                                   b.u, enc, sc, gh, b.aniso);
+                                   b.u, enc, b.cross, gh, b.aniso);
     const T qk = weight_grad_norm(d, d, st.L, b.u, cg.at.qk);
     wg.cross_q = mul0(qk, w.cross_k * w.cross_k);
     wg.cross_k = mul0(qk, w.cross_q * w.cross_q);
@@ -594,10 +678,10 @@ gradient<T> ffn_block_backward(const transformer_spec<T>& s, const stack_setup<T
     const gradient<T> g2 = open_block_backward(s, st, b, g_out, g_z);
     const int d = s.d_model, f = s.d_ff;
     wg.ffn2 = weight_grad_norm(f, d, st.L, b.act.y, g2);
-    const gradient<T> ga = backward_impl(linear<T>{f, d, w.ffn2}, b.act.y, g2);
+    const gradient<T> ga = linear_backward(d, w.ffn2, g2);
     const gradient<T> g1 = activation_backward(s.act, b.mid, b.act, ga);
     wg.ffn1 = weight_grad_norm(d, f, st.L, b.u, g1);
-    const gradient<T> g_u = backward_impl(linear<T>{d, f, w.ffn1}, b.u, g1);
+    const gradient<T> g_u = linear_backward(f, w.ffn1, g1);
     return close_block_backward(s, st, b, g_z, g_u);
 }
 
@@ -785,7 +869,8 @@ signal<T> input_moments(const transformer_spec<T>& s) {
 
 /// Forward and backward moments at every residual boundary and the expected squared
 /// Frobenius norm of every weight gradient (one sequence, loss sum(Y * G) with G of the
-/// spec's output_gradient moments). O(layers) work, plus O(seq_len) per causal block.
+/// spec's output_gradient moments). O(layers + seq_len) work for well-scaled scores; a
+/// causal block adds O(rows where a softmax clamp binds), up to O(seq_len) (causal_rows.hpp).
 template <class T>
 trajectory<T> predict(const transformer_spec<T>& s) {
     using namespace detail;
@@ -799,10 +884,15 @@ trajectory<T> predict(const transformer_spec<T>& s) {
     const signal<T> x0 = input_moments(s);
     const T nu = chi_mean_sq_ratio<T>(s.d_model - 1);
     const half_half_2f1_table<T> series = half_half_2f1_table_of<T>(static_cast<long long>(s.d_model) + 1);  // once per model
-    std::vector<layer_cache<T>> enc_cache(static_cast<std::size_t>(N));
+    std::vector<layer_cache<T>> enc_fresh, dec_fresh;
+    std::vector<layer_cache<T>>& enc_cache = reused_caches<T>(0, N, enc_fresh);
     signal<T> enc_before{}, enc_out{}, dec_before{};
+    // Every causal block of the model attends over seq_len tokens: one table for all.
+    const bool tabulate = s.arch != architecture::encoder && s.seq_len <= max_tabulated_len;
+    const inverse_power_tails<T> table = tabulate ? inverse_power_tails_of<T>(s.seq_len) : inverse_power_tails<T>{};
+    const inverse_power_tails<T>* tails = tabulate ? &table : nullptr;
     if (s.arch == architecture::decoder) {
-        const stack_setup<T> st{stack_kind::decoder, 0, s.seq_len, true, false, s.lambda, s.beta, nu, series};
+        const stack_setup<T> st{stack_kind::decoder, 0, s.seq_len, true, false, s.lambda, s.beta, nu, series, tails};
         stack_forward(s, st, x0, static_cast<const signal<T>*>(nullptr), enc_cache, tr.points, dec_before);
         stack_backward(s, st, static_cast<const signal<T>*>(nullptr), enc_cache, tr.points, 0, dec_before,
                        s.output_gradient, tr.weight_grads, static_cast<gradient<T>*>(nullptr));
@@ -816,11 +906,11 @@ trajectory<T> predict(const transformer_spec<T>& s) {
             const std::size_t dec_first = tr.points.size();
             // The encoder output's anisotropy: after its last FFN block (a final LayerNorm
             // rescales tokens and keeps it).
-            const T enc_aniso = ffn_anisotropy(s, est, s.sigmas[std::size_t(N - 1)], enc_cache.back().ffn);
+            const T enc_aniso = ffn_anisotropy(s, est, s.sigmas[std::size_t(N - 1)], enc_cache[std::size_t(N - 1)].ffn);
             const stack_setup<T> dst{stack_kind::decoder, N, s.seq_len, true, true,
                                      s.decoder_lambda.value_or(s.lambda), s.decoder_beta.value_or(s.beta), nu, series,
-                                     enc_aniso};
-            std::vector<layer_cache<T>> dec_cache(static_cast<std::size_t>(N));
+                                     tails, enc_aniso};
+            std::vector<layer_cache<T>>& dec_cache = reused_caches<T>(1, N, dec_fresh);
             stack_forward(s, dst, x0, &enc_out, dec_cache, tr.points, dec_before);
             g_enc = gradient<T>{T(0), T(0)};
             stack_backward(s, dst, &enc_out, dec_cache, tr.points, dec_first, dec_before, s.output_gradient,
