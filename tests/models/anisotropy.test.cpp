@@ -7,14 +7,13 @@
 #include <random>
 #include <vector>
 
-#include <Eigen/Dense>
+#include <Eigen/Core>
 #include <doctest/doctest.h>
 
 #include "sigprop/models/anisotropy.hpp"
 #include "sigprop/models/resolved_backward.hpp"
-#include "sigprop/models/schemes.hpp"
-#include "sigprop/validation/models/transformer.hpp"
 #include "support/agreement.hpp"
+#include "support/model_specs.hpp"
 
 using namespace sigprop;
 
@@ -70,17 +69,19 @@ Eigen::MatrixXd gaussian(int rows, int cols, double sd, std::mt19937_64& rng) {
     return m;
 }
 
+/// A uniformly distributed orthogonal matrix: Gram-Schmidt on the columns of a Gaussian one
+/// (each column is a uniform direction orthogonal to the previous ones).
+Eigen::MatrixXd random_rotation(int d, std::mt19937_64& rng) {
+    Eigen::MatrixXd q = gaussian(d, d, 1.0, rng);
+    for (int k = 0; k < d; ++k) {
+        for (int j = 0; j < k; ++j) q.col(k) -= q.col(j).dot(q.col(k)) * q.col(j);
+        q.col(k).normalize();
+    }
+    return q;
+}
+
 transformer_spec<double> near_uniform_encoder() {
-    transformer_spec<double> s;
-    s.layers = 6;
-    s.d_model = 64;
-    s.d_ff = 256;
-    s.heads = 4;
-    s.seq_len = 32;
-    s.norm = norm_placement::pre;
-    s.arch = architecture::encoder;
-    s.sigmas.resize(std::size_t(s.layers));
-    apply_xavier(s);
+    auto s = test::xavier_model(6, 64, 256, 4, 32, norm_placement::pre, architecture::encoder);
     // Half the Xavier query/key scale: score variance 1/16, rows close to uniform, where
     // the shared query/key sum of models.md section 2 is derived.
     for (auto& w : s.sigmas) w.q = w.k = 0.5 / 8.0;
@@ -134,12 +135,7 @@ TEST_CASE("mixed_anisotropy: two parts with unrelated principal directions again
     std::mt19937_64 rng(23);
     ratio_sampler sm(d, blocks);
     for (int i = 0; i < draws; ++i) {
-        // A uniformly random rotation: Q of a Gaussian matrix's QR, signs fixed by R's diagonal.
-        const Eigen::HouseholderQR<Eigen::MatrixXd> qr(gaussian(d, d, 1.0, rng));
-        Eigen::MatrixXd q = qr.householderQ();
-        const Eigen::MatrixXd r = qr.matrixQR();
-        for (int k = 0; k < d; ++k)
-            if (r(k, k) < 0) q.col(k) *= -1.0;
+        const Eigen::MatrixXd q = random_rotation(d, rng);
         sm.add(i % blocks, c1 + q.transpose() * c2 * q);
     }
     const double predicted =
@@ -155,12 +151,7 @@ TEST_CASE("query and key weight-gradient norms agree with the whole-model Monte-
     // stream) was 30 % low on k at layer 1 (21 standard errors) and 23 % low on q at
     // layer 6 (9).
     const auto s = near_uniform_encoder();
-    validation::model_run_options o;
-    o.sequences = 256;
-    o.sequences_per_draw = 2;
-    o.blocks = 16;
-    o.seed = 7;
-    const auto m = validation::measure_model(s, o);
+    const auto m = validation::measure_model(s, test::mc_options(256, 2, 7));
     const auto p = predict(s);
     const auto r = predict_resolved(s);
     for (int l = 0; l < s.layers; ++l) {

@@ -6,30 +6,10 @@
 #include <doctest/doctest.h>
 
 #include "sigprop/models/predict.hpp"
-#include "sigprop/models/schemes.hpp"
-#include "sigprop/validation/models/transformer.hpp"
 #include "support/agreement.hpp"
+#include "support/model_specs.hpp"
 
 using namespace sigprop;
-
-namespace {
-
-transformer_spec<double> encoder_decoder() {
-    transformer_spec<double> s;
-    s.layers = 3;
-    s.d_model = 64;
-    s.d_ff = 256;
-    s.heads = 4;
-    s.seq_len = 32;
-    s.source_len = 24;
-    s.arch = architecture::encoder_decoder;
-    s.norm = norm_placement::pre;
-    s.sigmas.resize(std::size_t(2 * s.layers));
-    apply_xavier(s);
-    return s;
-}
-
-}  // namespace
 
 TEST_CASE("cross-attention: the encoder output's gradient correlation and the shared query/key sum") {
     // 3 + 3 Pre-LN layers, d = 64, L = 32, L_s = 24, Xavier, 256 sequences (seed 3). Every
@@ -39,13 +19,9 @@ TEST_CASE("cross-attention: the encoder output's gradient correlation and the sh
     // 0.1358 +- 0.0033 measured; with the key path taken as uncorrelated it was 0.163
     // (8 standard errors). (The gradient variance there is 10 % high, from the decoder
     // side: docs/theory/model_validation.md.)
-    const auto s = encoder_decoder();
-    validation::model_run_options o;
-    o.sequences = 256;
-    o.sequences_per_draw = 2;
-    o.blocks = 16;
-    o.seed = 3;
-    const auto m = validation::measure_model(s, o);
+    auto s = test::xavier_model(3, 64, 256, 4, 32, norm_placement::pre, architecture::encoder_decoder);
+    s.source_len = 24;
+    const auto m = validation::measure_model(s, test::mc_options(256, 2, 3));
     const auto t = predict(s);
     REQUIRE(t.points.size() == m.backward.size());
     const std::size_t enc_out = 6;  // enc.input, 3 x (attn, ffn)

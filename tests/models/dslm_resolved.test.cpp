@@ -14,6 +14,7 @@
 #include "sigprop/models/schemes.hpp"
 #include "sigprop/validation/models/transformer.hpp"
 #include "support/agreement.hpp"
+#include "support/model_specs.hpp"
 
 using namespace sigprop;
 
@@ -112,11 +113,7 @@ TEST_CASE("dslm resolved: a causal stack's measured stream stays at one, the poo
     // off); the pooled solution, whose resolved prediction deviates by up to 9.7 % here,
     // misses one by more than 5 standard errors (measured: 8.1 %, 9.9 standard errors,
     // after layer 2's attention).
-    validation::model_run_options o;
-    o.sequences = 384;
-    o.sequences_per_draw = 2;
-    o.blocks = 16;
-    o.seed = 7;
+    const auto o = test::mc_options(384, 2, 7);
     const auto m = validation::measure_model(causal_spec(dslm_forward::resolved), o);
     REQUIRE(m.forward.size() == 9);
     for (std::size_t i = 0; i < m.forward.size(); ++i) {

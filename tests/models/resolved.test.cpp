@@ -6,26 +6,15 @@
 #include <doctest/doctest.h>
 
 #include "sigprop/models/resolved.hpp"
-#include "sigprop/models/schemes.hpp"
-#include "sigprop/validation/models/transformer.hpp"
 #include "support/agreement.hpp"
+#include "support/model_specs.hpp"
 
 using namespace sigprop;
 
 namespace {
 
 transformer_spec<double> small_spec(norm_placement norm, architecture arch) {
-    transformer_spec<double> s;
-    s.layers = 3;
-    s.d_model = 32;
-    s.d_ff = 64;
-    s.heads = 2;
-    s.seq_len = 16;
-    s.norm = norm;
-    s.arch = arch;
-    s.sigmas.resize(3);
-    apply_xavier(s);
-    return s;
+    return test::xavier_model(3, 32, 64, 2, 16, norm, arch);
 }
 
 }  // namespace
@@ -72,12 +61,7 @@ TEST_CASE("predict_forward_resolved agrees with the Monte-Carlo of a causal Pre-
     // (measured: at most 2.7; predict()'s pooled state misses boundaries 5 and 6 by 5.3 and
     // 5.4 standard errors in this run).
     const auto s = small_spec(norm_placement::pre, architecture::decoder);
-    validation::model_run_options o;
-    o.sequences = 256;
-    o.sequences_per_draw = 2;
-    o.blocks = 16;
-    o.seed = 5;
-    const auto m = validation::measure_model(s, o);
+    const auto m = validation::measure_model(s, test::mc_options(256, 2, 5));
     const auto r = predict_forward_resolved(s);
     REQUIRE(r.size() == m.forward.size());
     for (std::size_t i = 0; i < r.size(); ++i) {

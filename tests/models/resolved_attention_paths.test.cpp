@@ -13,7 +13,7 @@
 #include <doctest/doctest.h>
 
 #include "sigprop/models/resolved_backward.hpp"
-#include "sigprop/models/schemes.hpp"
+#include "support/model_specs.hpp"
 #include "sigprop/validation/philox.hpp"
 
 using namespace sigprop;
@@ -42,16 +42,7 @@ TEST_CASE("resolved attention: the query and key paths follow the keys' prefix c
     // each): Q + K at the block input 0.2357 +- 0.0019, predicted 0.2337 (1.1 standard
     // errors); with the pooled r in both paths (the previous formulas) 0.2641, 15 standard
     // errors high.
-    transformer_spec<double> s;
-    s.layers = 2;
-    s.d_model = 64;
-    s.d_ff = 128;
-    s.heads = 2;
-    s.seq_len = 32;
-    s.norm = norm_placement::pre;
-    s.arch = architecture::decoder;
-    s.sigmas.resize(2);
-    apply_xavier(s);
+    const auto s = test::xavier_model(2, 64, 128, 2, 32, norm_placement::pre, architecture::decoder);
     const int L = s.seq_len, d = s.d_model, H = s.heads, dh = d / H;
     std::vector<detail::resolved_block<double>> blocks;
     detail::resolved_state<double> final_ln;

@@ -12,23 +12,14 @@
 #include "sigprop/models/schemes.hpp"
 #include "sigprop/validation/models/transformer.hpp"
 #include "support/agreement.hpp"
+#include "support/model_specs.hpp"
 
 using namespace sigprop;
 
 namespace {
 
 transformer_spec<double> spec_of(int layers, int d, int L, norm_placement norm, architecture arch) {
-    transformer_spec<double> s;
-    s.layers = layers;
-    s.d_model = d;
-    s.d_ff = 2 * d;
-    s.heads = 2;
-    s.seq_len = L;
-    s.norm = norm;
-    s.arch = arch;
-    s.sigmas.resize(std::size_t(layers));
-    apply_xavier(s);
-    return s;
+    return test::xavier_model(layers, d, 2 * d, 2, L, norm, arch);
 }
 
 void check_weights_close(const weight_grad_norms<double>& a, const weight_grad_norms<double>& b, double eps) {
@@ -138,12 +129,7 @@ TEST_CASE("predict_resolved's backward agrees with the Monte-Carlo of a causal P
     // backward misses the gradient variance at two boundaries by 9.5 and 9.9 standard
     // errors and the value norm of layer 1 by 16).
     const auto s = spec_of(2, 64, 32, norm_placement::pre, architecture::decoder);
-    validation::model_run_options o;
-    o.sequences = 256;
-    o.sequences_per_draw = 2;
-    o.blocks = 16;
-    o.seed = 5;
-    const auto m = validation::measure_model(s, o);
+    const auto m = validation::measure_model(s, test::mc_options(256, 2, 5));
     const auto r = predict_resolved(s);
     REQUIRE(r.points.size() == m.backward.size());
     for (std::size_t i = 0; i < r.points.size(); ++i) {
