@@ -66,6 +66,45 @@ TEST_CASE_TEMPLATE("reliability: multi-head attention with sigma_v = 0 passes no
     }
 }
 
+TEST_CASE("reliability: an attention head with sigma_v = 0 silences an overflowed input in the forward") {
+    // The predict fuzzer's finding of 2026-11-28 (fuzz/corpus/predict/zero-value-weight-
+    // overflowed-mean): a Post-LN stack folds an input mean of -DBL_MAX into the attention
+    // input's variance (+inf); with sigma_v = 0 the head's sigma_v sqrt(var) was 0 * inf =
+    // NaN, and the NaN reached every later correlation. A zero value projection gives 0.
+    transformer_spec<double> s;
+    s.layers = 1;
+    s.d_model = 36;
+    s.d_ff = 768;
+    s.heads = 1;
+    s.seq_len = 768;
+    s.source_len = 768;
+    s.norm = norm_placement::post;
+    s.final_norm = true;
+    s.arch = architecture::encoder_decoder;
+    s.p_attention = 1e-12;
+    s.lambda = 0.5;
+    s.beta = std::numeric_limits<double>::min();
+    s.sigmas = {layer_sigmas<double>{0, 0, 0, 1.22416e-250, 1, 1, 1, 1, 1, 1},
+                layer_sigmas<double>{1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.5, 0}};
+    s.input = {-std::numeric_limits<double>::max(), 5.65602e-317, 0};
+    s.output_gradient = {0, 0};
+    const trajectory<double> tr = predict(s);
+    for (const auto& p : tr.points) {
+        CHECK(reliability::good(p.x));
+        CHECK(reliability::good(p.g));
+    }
+    for (bool causal : {false, true}) {
+        const signal<double> inf_var{0, std::numeric_limits<double>::infinity(), 1};
+        const multi_head_attention<double> m{36, 1, 768, 0, 0, 0, 1, 0, causal};
+        const auto st = detail::self_statistics(m, inf_var);
+        const auto h = detail::head_of(m);
+        const signal<double> y = causal ? detail::causal_head_forward(h, inf_var, st.sc, st.cs)
+                                        : detail::forward_impl(h, inf_var, st.sc);
+        CHECK(y.var == 0);
+        CHECK(reliability::good(y));
+    }
+}
+
 TEST_CASE("reliability: predict never gives a negative or NaN gradient variance through the key path") {
     // The config fuzzer's first seed (docs/RELIABILITY.md, defect 6): with the output
     // gradient anti-correlated across tokens (r_g = -1) and a correlated stream, the key

@@ -178,7 +178,7 @@ SIGPROP_HD signal<T> forward_impl(const attention<T>& c, const signal<T>& x, con
     const T d = T(c.d_in);
     const T n = T(c.L);
     const T inv = T(1) / (T(1) - c.p);
-    const T a = c.sigma_v * sqrt(x.var);
+    const T a = mul0(c.sigma_v, sqrt(x.var));  // sigma_v = 0 silences an overflowed input (no 0 * inf)
     const T scale = d * a * a;  // m_v s2
     T vb, cb;
     if (c.form == sigprop::form::paper) {

@@ -103,7 +103,7 @@ SIGPROP_HD signal<T> causal_head_forward(const attention<T>& c, const signal<T>&
     const T r = x.corr;
     const T d = T(c.d_in);
     const T nl = T(c.L);
-    const T a = c.sigma_v * sqrt(x.var);
+    const T a = mul0(c.sigma_v, sqrt(x.var));  // sigma_v = 0 silences an overflowed input (no 0 * inf)
     const T scale = d * a * a;
     const T vb = cs.var_bracket;
     const T tilt = max_of(T(0), T(1) - T(2) * sc.e_sig * cs.h);
