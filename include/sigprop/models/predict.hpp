@@ -698,14 +698,8 @@ T skip_token_specific(const stack_setup<T>& st, const block_cache<T>& b) noexcep
 template <class T>
 T ffn_anisotropy(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
                  const block_cache<T>& b) noexcept {
-    T slope_product;  // E[f'(h_i) f'(h_j)]: GeLU's is cached by activation_eval
-    if (s.act == activation::gelu && b.mid.var <= std::numeric_limits<T>::max()) {
-        slope_product = T(b.act.cross);
-    } else {
-        const gradient<T> slopes = activation_backward(s.act, b.mid, b.act, gradient<T>{T(1), T(1)});
-        slope_product = slopes.var * slopes.corr;
-    }
-    const T linear = st.beta * st.beta * slope_product * T(s.d_model) * w.ffn1 * w.ffn1 *
+    const gradient<T> slopes = activation_backward(s.act, b.mid, b.act, gradient<T>{T(1), T(1)});
+    const T linear = st.beta * st.beta * slopes.var * slopes.corr * T(s.d_model) * w.ffn1 * w.ffn1 *
                      T(s.d_ff) * w.ffn2 * w.ffn2 * token_specific_variance(b.u);
     return anisotropy_after_ffn(b.aniso, skip_token_specific(st, b), linear, token_specific_variance(b.z),
                                 s.d_model, s.d_ff);
