@@ -5,8 +5,11 @@
 // far more correlated than the block's pooled r). The block's input and the gradient at
 // its heads are drawn as Gaussians with the covariances that predict_resolved uses there,
 // so this checks the attention formulas alone, not the rest of the stack.
+#include <array>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include <Eigen/Dense>
@@ -33,16 +36,22 @@ Eigen::MatrixXd normals(validation::normal_sequence& rng, int rows, int cols, do
     return sd * x;
 }
 
-}  // namespace
+// Layer 2's attention block of a 2-layer Pre-LN decoder (d = 64, L = 32, 2 heads, Xavier
+// with the query/key sigmas times qk_scale), output gradient correlation 0.3: the block's
+// input covariance and the gradient at its heads from predict_resolved, the prediction of
+// its Q and K paths, and their Monte-Carlo (fresh weights, input and gradient each draw).
+struct causal_block_check {
+    // [0] Q + K per unit of the block input, mean over positions; [1] the Q path's
+    // covariance between two positions, mean over pairs; [2], [3] |dWq|^2, |dWk|^2.
+    std::array<double, 4> predicted{}, mean{}, se{};
+};
 
-TEST_CASE("resolved attention: the query and key paths follow the keys' prefix covariance (Monte-Carlo of one block)") {
-    // Layer 2's attention block of a 2-layer Pre-LN decoder (d = 64, L = 32, 2 heads,
-    // Xavier: score variance ~1), output gradient correlation 0.3 (so that the key path's
-    // query-pair term is exercised). Measured, 1024 draws (fresh weights, input and gradient
-    // each): Q + K at the block input 0.2357 +- 0.0019, predicted 0.2337 (1.1 standard
-    // errors); with the pooled r in both paths (the previous formulas) 0.2641, 15 standard
-    // errors high.
-    const auto s = test::xavier_model(2, 64, 128, 2, 32, norm_placement::pre, architecture::decoder);
+causal_block_check check_causal_block(double qk_scale, int draws, std::uint64_t seed) {
+    auto s = test::xavier_model(2, 64, 128, 2, 32, norm_placement::pre, architecture::decoder);
+    for (auto& w : s.sigmas) {
+        w.q *= qk_scale;
+        w.k *= qk_scale;
+    }
     const int L = s.seq_len, d = s.d_model, H = s.heads, dh = d / H;
     std::vector<detail::resolved_block<double>> blocks;
     detail::resolved_state<double> final_ln;
@@ -56,14 +65,20 @@ TEST_CASE("resolved attention: the query and key paths follow the keys' prefix c
     const detail::resolved_block<double>& b = blocks[2];
     const multi_head_attention<double> m{d, H, L, w.q, w.k, w.v, w.o, 0.0, true, form::best};
     const auto at = detail::resolved_attention_gradients(m, b, gh);
-    double predicted = 0;  // per unit of the block input, mean over positions
-    for (int i = 0; i < L; ++i) predicted += (d * w.q * w.q * at.q.at(i, i) + d * w.k * w.k * at.k.at(i, i)) / L;
+    causal_block_check c;
+    for (int i = 0; i < L; ++i) {
+        c.predicted[0] += (d * w.q * w.q * at.q.at(i, i) + d * w.k * w.k * at.k.at(i, i)) / L;
+        for (int k = 0; k < L; ++k)
+            if (k != i) c.predicted[1] += d * w.q * w.q * at.q.at(i, k) / (double(L) * (L - 1));
+    }
+    const double qk = detail::resolved_weight_norm(d, d, b.u, at.qk);  // |dWq|^2 / sigma_k^2 = |dWk|^2 / sigma_q^2
+    c.predicted[2] = qk * w.k * w.k;
+    c.predicted[3] = qk * w.q * w.q;
 
     const Eigen::MatrixXd cu = Eigen::LLT<Eigen::MatrixXd>(matrix_of(b.u)).matrixL();
     const Eigen::MatrixXd cg = Eigen::LLT<Eigen::MatrixXd>(matrix_of(gh)).matrixL();
-    validation::normal_sequence rng(validation::stream_key{20261128, 4, 0});
-    const int draws = 1024;
-    double sum = 0, sum2 = 0;
+    validation::normal_sequence rng(validation::stream_key{seed, 4, 0});
+    std::array<double, 4> sum{}, sum2{};
     for (int t = 0; t < draws; ++t) {
         const Eigen::MatrixXd U = cu * normals(rng, L, d, 1.0), Gh = cg * normals(rng, L, d, 1.0);
         const Eigen::MatrixXd Wq = normals(rng, d, d, w.q), Wk = normals(rng, d, d, w.k), Wv = normals(rng, d, d, w.v);
@@ -84,13 +99,49 @@ TEST_CASE("resolved attention: the query and key paths follow the keys' prefix c
             dQ.middleCols(h * dh, dh) = dA * k / std::sqrt(double(dh));
             dK.middleCols(h * dh, dh) = dA.transpose() * q / std::sqrt(double(dh));
         }
-        const double x = (dQ * Wq.transpose() + dK * Wk.transpose()).squaredNorm() / (double(L) * d);
-        sum += x;
-        sum2 += x * x;
+        const Eigen::MatrixXd qpath = dQ * Wq.transpose();
+        const double qdiag = qpath.squaredNorm();
+        const std::array<double, 4> x{(qpath + dK * Wk.transpose()).squaredNorm() / (double(L) * d),
+                                      (qpath.colwise().sum().squaredNorm() - qdiag) / (double(L) * (L - 1) * d),
+                                      (U.transpose() * dQ).squaredNorm(), (U.transpose() * dK).squaredNorm()};
+        for (std::size_t j = 0; j < x.size(); ++j) {
+            sum[j] += x[j];
+            sum2[j] += x[j] * x[j];
+        }
     }
-    const double mean = sum / draws, se = std::sqrt((sum2 / draws - mean * mean) / (draws - 1));
-    INFO("Q + K at the block input: predicted " << predicted << ", measured " << mean << " +- " << se);
-    CHECK(std::abs(predicted - mean) <= 5.0 * se);
+    for (std::size_t j = 0; j < sum.size(); ++j) {
+        c.mean[j] = sum[j] / draws;
+        c.se[j] = std::sqrt((sum2[j] / draws - c.mean[j] * c.mean[j]) / (draws - 1));
+    }
+    return c;
+}
+
+void check_within(const causal_block_check& c, std::size_t j, const char* what) {
+    INFO(std::string(what) << ": predicted " << c.predicted[j] << ", measured " << c.mean[j] << " +- " << c.se[j]);
+    CHECK(std::abs(c.predicted[j] - c.mean[j]) <= 5.0 * c.se[j]);
+}
+
+}  // namespace
+
+TEST_CASE("resolved attention: the query and key paths follow the keys' prefix covariance (Monte-Carlo of one block)") {
+    // Xavier (score variance ~1). Measured, 1024 draws: Q + K at the block input
+    // 0.2357 +- 0.0019, predicted 0.2337 (1.1 standard errors); with the pooled r in both
+    // paths (the previous formulas) 0.2641, 15 standard errors high.
+    const auto c = check_causal_block(1.0, 1024, 20261128);
+    check_within(c, 0, "Q + K at the block input, per position");
+}
+
+TEST_CASE("resolved attention: two causal rows' query pair takes both prefixes' own spread (Monte-Carlo of one block)") {
+    // Nearly uniform rows (query/key sigmas a quarter of Xavier's: score variance ~1/256),
+    // where the pair bracket is derived (models.md section 10, "Query pairs"). Measured,
+    // 1024 draws: the Q path's covariance between two positions 5.285e-5 +- 0.09e-5,
+    // predicted 5.240e-5; the block's pooled 1 - r (the previous formula) gave 8.006e-5,
+    // 28 standard errors high. The query/key weight norms |dWq|^2, |dWk|^2: measured 952 and
+    // 949 (+- 10), predicted 994 (pooled: 1204). Their remaining 4 % is on the diagonal
+    // (positions with themselves: 676 against 652), which this pair term does not touch.
+    const auto c = check_causal_block(0.25, 1024, 20261128);
+    check_within(c, 1, "the Q path's covariance between two positions");
+    check_within(c, 0, "Q + K at the block input, per position");
 }
 
 TEST_CASE("key_prefixes_of: equicorrelated keys give the pooled statistics; an overflowed state stays finite") {

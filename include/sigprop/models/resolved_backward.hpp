@@ -130,6 +130,22 @@ key_prefixes<T> key_prefixes_of(const resolved_state<T>& u, const signal<T>& pu)
     return k;
 }
 
+/// The Q path's bracket for two causal rows whose prefixes hold n <= n2 keys (the first n
+/// shared), per unit of their gradient covariance: E tr(S_n S_n2) of the two prefixes'
+/// token-specific scatters over the stream's per-unit variance squared (our derivation,
+/// docs/theory/models.md section 10, "Query pairs"). For Gaussian tokens whose deviations
+/// from the prefix means have covariances h C, C of anisotropy a (unit = a/d):
+///   (1 - 1/n) [spread2_n (1 + a/d) / n2 + (a/d) spread_n spread_n2 (1 - 1/n2)],
+/// which for an equicorrelated stream is (1-r)^2 (1 - 1/n)(1/n2 + a/d), for n = n2 the
+/// exact E tr(S^2). A one-key prefix has no spread: 0.
+template <class T>
+T causal_query_pair(const key_prefixes<T>& kp, int n, int n2, T unit) noexcept {
+    if (n < 2) return T(0);
+    const T f = T(1) - T(1) / T(n), f2 = T(1) - T(1) / T(n2);
+    const T s = kp.spread[std::size_t(n - 1)], s2 = kp.spread[std::size_t(n2 - 1)], w = kp.spread2[std::size_t(n - 1)];
+    return f * (w * (T(1) + unit) / T(n2) + unit * s * s2 * f2);
+}
+
 // Self-attention backward with a resolved gradient (our derivation, docs/theory/models.md
 // section 10). g: the covariance of one unit of the gradient at the heads' concatenation.
 // Row i (0-based) attends to the keys j < n_i (n_i = i + 1 causal, L otherwise); key j
@@ -150,13 +166,14 @@ key_prefixes<T> key_prefixes_of(const resolved_state<T>& u, const signal<T>& pu)
 // its means m_j(n) over a prefix and M(n, n'), corr_n, spread_n, spread2_n; Pg_i the
 // softmax gradient's row statistic; k = p/(1-p)):
 //   Q_ii = [Pg_i (spread2_n + k spread_n) + (1 - corr_n)^2 (1 - 1/n)/d] g_ii,  n = n_i,
-//   Q_ii' = (1-r)^2 g_ii' (1/m + (1 - 1/m)/d)           (the rows share min(n_i, n_i') keys),
+//   Q_ii' = (1-r)^2 g_ii' (1/L + (1 - 1/L)/d) bidirectional; causal_query_pair for causal rows,
 //   K_jj = sum_{i >= lo(j)} Pg_i g_ii / n_i [(c_jj - 2 m_j(n_i) + M(n_i, n_i)) n_i/(n_i - 1) + k c_jj]
 //        + sum_{i != i' >= lo(j)} e_ii' g_ii' c_ii' kf_j(i, i') / (n_i n_i'),
 //   kf_j(i, i') = c_jj - m_j(n_i) - m_j(n_i') + M(n_i, n_i')   (value j about both rows' means),
 //   K_jk = -r (1-r) A0(lo(max(j, k))) / (c - 1),  c the number of rows covering both,
 // A0 as A with e_ii' = 1; times S-type scales as in predict (self_attention_gradients).
-// For an equicorrelated c these are the pooled brackets (Q exactly; K up to kf's
+// For an equicorrelated c these are the pooled brackets (Q exactly, its causal pairs up to
+// terms in 1/n_i such as a one-key prefix's zero spread; K up to kf's
 // (1 - 1/min(n_i, n_i')), the key's own share of the row means). r, s2 and the score
 // statistics are the block's pooled ones (as the resolved forward).
 template <class T>
@@ -259,10 +276,19 @@ resolved_qkv<T> resolved_attention_gradients(const multi_head_attention<T>& m, c
         for (int k = j + 1; k < L; ++k) {
             const std::size_t c = std::size_t(lo(k));  // lo(max(j, k)) = lo(k)
             out.v.at(j, k) = out.v.at(k, j) = B[a * W + c] + d2[c];
-            const T mx = T(n_of(k) > n_of(j) ? n_of(k) : n_of(j));
-            const T cjk = (T(1) - T(1) / mx) / d;
-            out.q.at(j, k) = out.q.at(k, j) = (T(1) - r) * (T(1) - r) * g.at(j, k) * (T(1) / mx + cjk);
-            out.qk.at(j, k) = out.qk.at(k, j) = (T(1) - r) * (T(1) - r) * g.at(j, k) * (T(1) / mx + aniso * cjk);
+            if (m.causal) {
+                // Rows j < k see the prefixes n <= n' of their keys, the first n shared:
+                // each prefix's own spread instead of the block's pooled 1 - r.
+                const T qp = causal_query_pair(kp, n_of(j), n_of(k), T(1) / d);
+                out.q.at(j, k) = out.q.at(k, j) = mul0(qp, g.at(j, k));
+                const T qa = causal_query_pair(kp, n_of(j), n_of(k), aniso / d);
+                out.qk.at(j, k) = out.qk.at(k, j) = mul0(qa, g.at(j, k));
+            } else {
+                const T cjk = (T(1) - T(1) / T(L)) / d;
+                const T r2 = (T(1) - r) * (T(1) - r) * g.at(j, k);
+                out.q.at(j, k) = out.q.at(k, j) = r2 * (T(1) / T(L) + cjk);
+                out.qk.at(j, k) = out.qk.at(k, j) = r2 * (T(1) / T(L) + aniso * cjk);
+            }
             const T rows = T(L) - T(c);
             out.k.at(j, k) = out.k.at(k, j) = rows > T(1) ? -r * (T(1) - r) * A0[c] / (rows - T(1)) : T(0);
         }
