@@ -134,8 +134,8 @@ TEST_CASE("resolved attention: the query and key paths follow the keys' prefix c
 TEST_CASE("resolved attention: two causal rows' query pair takes both prefixes' own spread (Monte-Carlo of one block)") {
     // Nearly uniform rows (query/key sigmas a quarter of Xavier's: score variance ~1/256),
     // where the pair bracket is derived (models.md section 10, "Query pairs"). Measured,
-    // 1024 draws: the Q path's covariance between two positions 5.285e-5 +- 0.09e-5,
-    // predicted 5.240e-5; the block's pooled 1 - r (the previous formula) gave 8.006e-5,
+    // 1024 draws: the Q path's covariance between two positions 5.285e-5 +- 0.10e-5,
+    // predicted 5.249e-5; the block's pooled 1 - r (the previous formula) gave 8.006e-5,
     // 28 standard errors high. The query/key weight norms |dWq|^2, |dWk|^2: measured 952 and
     // 949 (+- 10), predicted 994 (pooled: 1204). Their remaining 4 % is on the diagonal
     // (positions with themselves: 676 against 652), which this pair term does not touch.
@@ -157,10 +157,44 @@ TEST_CASE("key_prefixes_of: equicorrelated keys give the pooled statistics; an o
         CHECK(k.spread2[std::size_t(n - 1)] == doctest::Approx((1 - r) * (1 - r)).epsilon(1e-12));
         CHECK(k.row_mean(n - 1, n) == doctest::Approx(r + (1 - r) / n).epsilon(1e-12));
     }
+    for (int n = 2; n <= L; ++n)
+        for (int n2 = n; n2 <= L; n2 += 3) {
+            INFO("n = " << n << ", n2 = " << n2);
+            CHECK(k.cross_spread(n, n2) == doctest::Approx((1 - r) * (1 - r) * (n - 1)).epsilon(1e-12));
+            // The query pair's equicorrelated form (models.md section 10, "query pairs").
+            const double unit = 1.7 / 64;
+            CHECK(detail::causal_query_pair(k, n, n2).bracket(unit) ==
+                  doctest::Approx((1 - r) * (1 - r) * (1 - 1.0 / n) * (1.0 / n2 + unit)).epsilon(1e-12));
+        }
     u.at(3, 3) = std::numeric_limits<double>::infinity();  // pooled(): variance +inf, correlation 0
     const auto o = detail::key_prefixes_of(u, detail::pooled(u));
     for (int n = 2; n <= L; ++n) {
         CHECK(o.corr[std::size_t(n - 1)] == doctest::Approx(0.0));
         CHECK(o.spread2[std::size_t(n - 1)] == doctest::Approx(1.0));
     }
+}
+
+TEST_CASE("key_prefixes_of: two prefixes' cross spread |H_n C H_n2|^2 equals the direct sum for an uneven covariance") {
+    // A causal-looking covariance: correlations that rise along the positions, plus a
+    // random low-rank part, so no two prefixes are alike.
+    const int L = 23;
+    validation::normal_sequence rng(validation::stream_key{20261128, 9, 0});
+    const Eigen::MatrixXd a = normals(rng, L, 3, 1.0);
+    Eigen::MatrixXd c = 0.3 * a * a.transpose();
+    for (int i = 0; i < L; ++i)
+        for (int j = 0; j < L; ++j) c(i, j) += (i == j ? 1.0 : 0.2 + 0.5 * std::min(i, j) / double(L));
+    detail::resolved_state<double> u{L, std::vector<double>(std::size_t(L * L), 0.0)};
+    for (int i = 0; i < L; ++i)
+        for (int j = 0; j < L; ++j) u.at(i, j) = 2.0 * c(i, j);
+    const auto pu = detail::pooled(u);
+    const auto k = detail::key_prefixes_of(u, pu);
+    const Eigen::MatrixXd cn = matrix_of(u) / pu.var;
+    for (int n = 1; n <= L; ++n)
+        for (int n2 = n; n2 <= L; ++n2) {
+            const Eigen::MatrixXd hn = Eigen::MatrixXd::Identity(n, n) - Eigen::MatrixXd::Constant(n, n, 1.0 / n);
+            const Eigen::MatrixXd hn2 = Eigen::MatrixXd::Identity(n2, n2) - Eigen::MatrixXd::Constant(n2, n2, 1.0 / n2);
+            const double direct = (hn * cn.topLeftCorner(n, n2) * hn2).squaredNorm();
+            INFO("n = " << n << ", n2 = " << n2);
+            CHECK(k.cross_spread(n, n2) == doctest::Approx(direct).epsilon(1e-11).scale(1.0));
+        }
 }

@@ -14,6 +14,7 @@
 //
 // Cost: the forward's (O(layers L^2) pair maps), plus O(L^2) per block for the backward
 // (2-D suffix sums), and memory for four L x L matrices per block.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -73,12 +74,26 @@ struct key_prefixes {
     std::vector<T> corr;        ///< corr[n-1]: mean pair correlation over the first n keys
     std::vector<T> spread;      ///< spread[n-1] = tr(H C_n H)/(n-1): (1 - corr) for equal variances
     std::vector<T> spread2;     ///< spread2[n-1] = |H C_n H|_F^2/(n-1): (1 - corr)^2 likewise
+    // For two prefixes n <= n2 (cross_spread), with c' = c - r (r the pooled correlation:
+    // the centrings annihilate constants, and c' keeps the sums from cancelling):
+    std::vector<T> sq;          ///< sq[x W + y] = sum_{a < x, b < y} c'_ab^2
+    std::vector<T> rows2;       ///< rows2[x W + y] = sum_{j < y} (sum_{b < x} c'_jb)^2
     T entry(int x, int y) const noexcept { return c[std::size_t(x) * std::size_t(L) + std::size_t(y)]; }
     T at(int x, int y) const noexcept { return sum[std::size_t(x) * W + std::size_t(y)]; }
     /// mean of c_jl over the first n keys l
     T row_mean(int j, int n) const noexcept { return (at(j + 1, n) - at(j, n)) / T(n); }
     /// mean of c over the first n keys times the first n2 keys
     T block_mean(int n, int n2) const noexcept { return at(n, n2) / (T(n) * T(n2)); }
+    /// |H_n C_{n x n2} H_n2|_F^2: the covariances of the first n keys' deviations from their
+    /// mean with the first n2 keys' deviations from theirs, squared and summed (>= 0).
+    T cross_spread(int n, int n2) const noexcept {
+        const std::size_t a = std::size_t(n), b = std::size_t(n2);
+        const T all = at(n, n2) - shift * T(n) * T(n2);  // the sum of c' over the block
+        const T v = sq[a * W + b] - rows2[b * W + a] * inv[b] - rows2[a * W + b] * inv[a] + all * all * inv[a] * inv[b];
+        return v > T(0) ? v : T(0);  // >= 0 up to rounding
+    }
+    T shift{0};          ///< r of c' = c - r
+    std::vector<T> inv;  ///< inv[n] = 1/n (inv[0] unused)
 };
 
 /// O(L^2): |H C_n H|_F^2 = sum C^2 - (2/n) sum_j (sum_l C_jl)^2 + (sum C)^2 / n^2 over the
@@ -127,6 +142,28 @@ key_prefixes<T> key_prefixes_of(const resolved_state<T>& u, const signal<T>& pu)
         k.spread[i] = sp > T(0) ? sp : T(0);  // >= 0 up to rounding
         k.spread2[i] = sp2 > T(0) ? sp2 : T(0);
     }
+    k.shift = pu.corr == pu.corr ? pu.corr : T(0);
+    k.inv.assign(k.W, T(0));
+    for (int n = 1; n <= L; ++n) k.inv[std::size_t(n)] = T(1) / T(n);
+    k.sq.assign(k.W * k.W, T(0));
+    k.rows2.assign(k.W * k.W, T(0));
+    std::fill(rows.begin(), rows.end(), T(0));  // now sum_{b < x} c'_jb
+    for (int x = 1; x <= L; ++x) {
+        // Row x - 1 of c' (c is symmetric, so it is also column x - 1).
+        const T* cr = &k.c[std::size_t(x - 1) * std::size_t(L)];
+        const T* above = &k.sq[std::size_t(x - 1) * k.W];
+        T* sq = &k.sq[std::size_t(x) * k.W];
+        T run = 0, acc = 0;
+        for (int y = 1; y <= L; ++y) {
+            const T v = cr[y - 1] - k.shift;
+            run += v * v;
+            sq[y] = above[y] + run;
+            T& r = rows[std::size_t(y - 1)];
+            r += v;
+            acc += r * r;
+            k.rows2[std::size_t(x) * k.W + std::size_t(y)] = acc;
+        }
+    }
     return k;
 }
 
@@ -134,16 +171,23 @@ key_prefixes<T> key_prefixes_of(const resolved_state<T>& u, const signal<T>& pu)
 /// shared), per unit of their gradient covariance: E tr(S_n S_n2) of the two prefixes'
 /// token-specific scatters over the stream's per-unit variance squared (our derivation,
 /// docs/theory/models.md section 10, "Query pairs"). For Gaussian tokens whose deviations
-/// from the prefix means have covariances h C, C of anisotropy a (unit = a/d):
-///   (1 - 1/n) [spread2_n (1 + a/d) / n2 + (a/d) spread_n spread_n2 (1 - 1/n2)],
+/// from the prefix means have covariances h C, C of anisotropy a (unit = a/d), with
+/// T_n = tr(H C_n H) and X = |H_n C H_n2|_F^2 (key_prefixes::cross_spread):
+///   [(a/d) T_n T_n2 + (1 + a/d) X] / (n n2) = (a/d) tt + (1 + a/d) x,
 /// which for an equicorrelated stream is (1-r)^2 (1 - 1/n)(1/n2 + a/d), for n = n2 the
 /// exact E tr(S^2). A one-key prefix has no spread: 0.
 template <class T>
-T causal_query_pair(const key_prefixes<T>& kp, int n, int n2, T unit) noexcept {
-    if (n < 2) return T(0);
-    const T f = T(1) - T(1) / T(n), f2 = T(1) - T(1) / T(n2);
-    const T s = kp.spread[std::size_t(n - 1)], s2 = kp.spread[std::size_t(n2 - 1)], w = kp.spread2[std::size_t(n - 1)];
-    return f * (w * (T(1) + unit) / T(n2) + unit * s * s2 * f2);
+struct query_pair {
+    T tt{0}, x{0};  ///< T_n T_n2 / (n n2), X / (n n2)
+    T bracket(T unit) const noexcept { return unit * tt + (T(1) + unit) * x; }
+};
+
+template <class T>
+query_pair<T> causal_query_pair(const key_prefixes<T>& kp, int n, int n2) noexcept {
+    if (n < 2) return {};
+    const T w = kp.inv[std::size_t(n)] * kp.inv[std::size_t(n2)];
+    return {kp.spread[std::size_t(n - 1)] * T(n - 1) * kp.spread[std::size_t(n2 - 1)] * T(n2 - 1) * w,
+            kp.cross_spread(n, n2) * w};
 }
 
 // Self-attention backward with a resolved gradient (our derivation, docs/theory/models.md
@@ -279,10 +323,9 @@ resolved_qkv<T> resolved_attention_gradients(const multi_head_attention<T>& m, c
             if (m.causal) {
                 // Rows j < k see the prefixes n <= n' of their keys, the first n shared:
                 // each prefix's own spread instead of the block's pooled 1 - r.
-                const T qp = causal_query_pair(kp, n_of(j), n_of(k), T(1) / d);
-                out.q.at(j, k) = out.q.at(k, j) = mul0(qp, g.at(j, k));
-                const T qa = causal_query_pair(kp, n_of(j), n_of(k), aniso / d);
-                out.qk.at(j, k) = out.qk.at(k, j) = mul0(qa, g.at(j, k));
+                const query_pair<T> qp = causal_query_pair(kp, n_of(j), n_of(k));
+                out.q.at(j, k) = out.q.at(k, j) = mul0(qp.bracket(T(1) / d), g.at(j, k));
+                out.qk.at(j, k) = out.qk.at(k, j) = mul0(qp.bracket(aniso / d), g.at(j, k));
             } else {
                 const T cjk = (T(1) - T(1) / T(L)) / d;
                 const T r2 = (T(1) - r) * (T(1) - r) * g.at(j, k);
