@@ -72,7 +72,7 @@ TEST_CASE_TEMPLATE("layer_norm: exact values", T, float, double, long double) {
     CHECK(double(unit_covariance(layer_norm<T>{5})) == doctest::Approx(-0.25).epsilon(tol));
 }
 
-TEST_CASE_TEMPLATE("layer_norm: 2F1(1/2, 1/2; c; z) matches Euler's integral", T, double, long double) {
+TEST_CASE_TEMPLATE("layer_norm: 2F1(1/2, 1/2, c, z) matches Euler's integral", T, double, long double) {
     const double tol = std::is_same_v<T, double> ? 4e-15 : 2e-17;
     const long double ws[] = {0.9L, 0.5L, 0.45L, 0.2L, 1e-3L, 1e-6L, 1e-10L, 1e-15L, 0.0L};
     // Every m of the recurrence (m < 42), the switch to the series, and a few beyond.

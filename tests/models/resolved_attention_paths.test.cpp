@@ -144,7 +144,7 @@ TEST_CASE("resolved attention: two causal rows' query pair takes both prefixes' 
     check_within(c, 0, "Q + K at the block input, per position");
 }
 
-TEST_CASE("key_prefixes_of: equicorrelated keys give the pooled statistics; an overflowed state stays finite") {
+TEST_CASE("key_prefixes_of: equicorrelated keys give the pooled statistics, an overflowed state stays finite") {
     const int L = 24;
     const double var = 2.5, r = 0.37;
     detail::resolved_state<double> u{L, std::vector<double>(std::size_t(L * L), r * var)};
