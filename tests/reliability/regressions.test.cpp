@@ -105,6 +105,39 @@ TEST_CASE("reliability: an attention head with sigma_v = 0 silences an overflowe
     }
 }
 
+TEST_CASE("reliability: the stream's anisotropy stays finite when its token-specific variance is subnormal") {
+    // The predict fuzzer's finding of 2026-11-28 (fuzz/corpus/predict/subnormal-stream-
+    // cross-anisotropy): an encoder with beta = 0 carries an input variance of 4.9e-324, so
+    // the anisotropy rule's 1/(t_a + t_b) was +inf, the encoder output's anisotropy +inf,
+    // and with an uncorrelated gradient the cross-attention's query/key bracket took
+    // 0 * inf = NaN for both weight norms. The shares are now ta/t and tb/t.
+    const double tiny = std::numeric_limits<double>::denorm_min();
+    CHECK(detail::mixed_anisotropy(2.0, tiny, 3.0, tiny) == doctest::Approx(1.75));
+    CHECK(detail::mixed_anisotropy(2.0, 0.0, 3.0, tiny) == doctest::Approx(3.0));
+    transformer_spec<double> s;
+    s.layers = 3;
+    s.d_model = s.d_ff = s.heads = std::numeric_limits<int>::max();
+    s.seq_len = 2;
+    s.norm = norm_placement::pre;
+    s.act = activation::relu;
+    s.arch = architecture::encoder_decoder;
+    s.p_embedding = 2.12922e-210;
+    s.lambda = 2;
+    s.beta = 0;
+    s.decoder_beta = 0.5;
+    s.sigmas.assign(6, layer_sigmas<double>{0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02});
+    s.input = {1e12, tiny, -0.129381};
+    s.output_gradient = {std::numeric_limits<double>::max(), 0};
+    const trajectory<double> tr = predict(s);
+    for (const auto& p : tr.points) {
+        CHECK(reliability::good(p.x));
+        CHECK(reliability::good(p.g));
+    }
+    for (const auto& w : tr.weight_grads)
+        for (double v : {w.q, w.k, w.v, w.o, w.ffn1, w.ffn2, w.cross_q, w.cross_k, w.cross_v, w.cross_o})
+            CHECK(reliability::good_var(v));
+}
+
 TEST_CASE("reliability: predict never gives a negative or NaN gradient variance through the key path") {
     // The config fuzzer's first seed (docs/RELIABILITY.md, defect 6): with the output
     // gradient anti-correlated across tokens (r_g = -1) and a correlated stream, the key

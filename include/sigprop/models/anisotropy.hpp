@@ -29,7 +29,8 @@ template <class T>
 T mixed_anisotropy(T aa, T ta, T ab, T tb) noexcept {
     const T t = ta + tb;
     if (!(t > T(0)) || !is_finite(t) || !(ta >= T(0)) || !(tb >= T(0))) return aa;
-    const T inv = T(1) / t, fa = ta * inv, fb = tb * inv;
+    // Shares by division, not by 1/t: for a subnormal t, 1/t overflows (and 0 * inf is NaN).
+    const T fa = ta / t, fb = tb / t;
     const T a = aa * fa * fa + ab * fb * fb + T(2) * fa * fb;
     return a > T(1) ? a : T(1);
 }

@@ -301,7 +301,7 @@ qkv_gradients<T> self_attention_gradients(const multi_head_attention<T>& c, cons
     split_nonnegative(qb, kb);
     const T kc = -rg * (T(1) - r) * r * sm.h;
     const T extra = (T(1) - r) * (aniso - T(1)) * sm.coupling;  // the anisotropic excess
-    const T qkb = qb + extra, qkc = qc + rg * extra;
+    const T qkb = qb + extra, qkc = qc + mul0(rg, extra);
     const T sq_scale = mul0(mul0(d, u.var), c.sigma_k);  // d s2 sigma_k
     const T sk_scale = mul0(mul0(d, u.var), c.sigma_q);
     const T ds2 = mul0(d, u.var);
@@ -432,7 +432,7 @@ cross_gradients<T> cross_backward(int d_model, int heads, int Ld, int Ls, const 
     // The query/key weight norms' shared sum (self_attention_gradients), with the encoder
     // output's anisotropy: the scatter is the keys' (models.md section 2).
     const T extra = (T(1) - re) * (e_aniso - T(1)) * coupling;
-    const T qkb = qb + extra, qkc = qc + rg * extra;
+    const T qkb = qb + extra, qkc = qc + mul0(rg, extra);
     const T ds2e = mul0(d, e.var);
     cross_gradients<T> out;
     out.at.q = {mul0(mul0(gv, q_scale * q_scale), qb), attention_corr(qc, qb, rg)};
