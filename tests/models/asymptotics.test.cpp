@@ -1,4 +1,5 @@
 // The closed-form depth laws of asymptotics.hpp against predict's recurrence.
+#include <algorithm>
 #include <cmath>
 
 #include <doctest/doctest.h>
@@ -84,8 +85,13 @@ TEST_CASE("asymptotics: exact laws for identical blocks, Pre-LN and Post-LN") {
     p.lambda = 0.8;
     p.beta = 0.6;
     const auto tp = predict(p);
-    const double per_layer = postln_layer_gradient_factor(0.8, 0.6, 0.0, 0.0, c, c, p.d_model);
-    CHECK(tp.points[0].g.var / tp.points.back().g.var == doctest::Approx(std::pow(per_layer, N)).epsilon(1e-9));
+    // Every layer but the top one (whose FFN sees the isotropic output gradient) and the
+    // bottom one (whose attention block sees the Gaussian input) is in the steady state.
+    const postln_block<double> silent{0.0, 0.0, 0.0, 0.0};
+    const postln_block<double> ffn{c, c, detail::post_ln_branch_phi(p.d_model, p.d_ff, true, p.p_hidden), 1.0};
+    const double per_layer = postln_layer_gradient_factor(0.8, 0.6, silent, ffn, p.d_model);
+    CHECK(tp.points[2].g.var / tp.points[std::size_t(2 * (N - 1))].g.var ==
+          doctest::Approx(std::pow(per_layer, N - 2)).epsilon(1e-9));
 }
 
 TEST_CASE("asymptotics: DSLM flatness laws") {
@@ -176,7 +182,15 @@ TEST_CASE("asymptotics: a real Post-LN model has a constant per-layer gradient f
     const auto& mid = t.points[std::size_t(2 * l + 1)];
     const double cf = branch_var(s, mid.x, false);
     const double bf = ffn_gain(s, mid.x, t.points[std::size_t(2 * l + 2)].g);
-    const double want = postln_layer_gradient_factor(1.0, 1.0, ca, ba, cf, bf, s.d_model);
+    // kappa of the attention block: the correlation of the gradient at its residual sum.
+    const multi_head_attention<double> m{s.d_model, s.heads, s.seq_len, s.sigmas[0].q, s.sigmas[0].k, s.sigmas[0].v,
+                                         s.sigmas[0].o, s.p_attention, false};
+    const signal<double> z = forward(residual(m, 1.0, 1.0), in.x);
+    const double kappa = std::clamp(mid.g.corr * backward(layer_norm<double>{s.d_model}, z, {1.0, 1.0}).corr, 0.0, 1.0);
+    const double phi_a = detail::post_ln_branch_phi(s.d_model, s.d_ff, false, s.p_hidden);
+    const double phi_f = detail::post_ln_branch_phi(s.d_model, s.d_ff, true, s.p_hidden);
+    const double want = postln_layer_gradient_factor(1.0, 1.0, postln_block<double>{ca, ba, phi_a, kappa},
+                                                     postln_block<double>{cf, bf, phi_f, 1.0}, s.d_model);
     const double got = in.g.var / t.points[std::size_t(2 * l + 2)].g.var;
     CHECK(got == doctest::Approx(want).epsilon(1e-6));
     // Exponential in depth: the same factor holds across the collapsed layers.

@@ -1,6 +1,7 @@
 // predict(spec) against an independent composition of the public components with the
 // combinators, internal consistency of the attention path split, overflow, bad specs,
 // a property sweep and depth 10^4.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -100,11 +101,31 @@ void compare_with_composition(const transformer_spec<T>& s, Act act, double eps)
                                         s.output_gradient);
         check_close(double(tr.points[3].g.var), double(g3.var), eps, "gradient before the last FFN");
     } else {
-        const auto model = serial(residual(serial(m0, dh), s.lambda, s.beta), layer_norm<T>{d},
-                                  residual(serial(a1, act, a2, dh), s.lambda, s.beta), layer_norm<T>{d},
-                                  residual(serial(m1, dh), s.lambda, s.beta), layer_norm<T>{d},
-                                  residual(serial(b1, act, b2, dh), s.lambda, s.beta), layer_norm<T>{d});
-        g0 = backward(model, s.input, s.output_gradient);
+        // Post-LN: each block's branch backward is the composed components'; the LayerNorm
+        // and the skip path take the stack's factors of post_ln.hpp (tested against the
+        // Monte-Carlo in post_ln.test.cpp), with the spread of the gradient handed from
+        // block to block as predict does.
+        detail::post_ln_incoming<T> in{};
+        g0 = s.output_gradient;
+        auto block = [&](const auto& branch, const signal<T>& xb, bool ffn, bool ln_input) {
+            const signal<T> z = forward(residual(branch, s.lambda, s.beta), xb);
+            const T skip = s.lambda * s.lambda * xb.var;
+            const T grad_corr = backward(layer_norm<T>{d}, z, gradient<T>{T(1), T(1)}).corr;
+            const gradient<T> gz =
+                detail::post_ln_backward(d, z, skip, detail::post_ln_branch_phi(d, s.d_ff, ffn, s.p_hidden), ln_input, in,
+                                         grad_corr, g0);
+            const gradient<T> gu = backward(branch, xb, gradient<T>{s.beta * s.beta * gz.var, gz.corr});
+            const T kappa = ffn ? T(1) : std::clamp(gz.corr, T(0), T(1));
+            const T gs = gz.var * detail::post_ln_skip_factor(d, (z.var - skip) / z.var, kappa);
+            const T sv = s.lambda * s.lambda * gs, total = sv + gu.var;
+            in = {gu.var / total, T(0)};
+            g0 = {total, (sv * gz.corr + gu.var * gu.corr) / total};
+        };
+        block(serial(b1, act, b2, dh), ins[3], true, true);
+        check_close(double(tr.points[3].g.var), double(g0.var), eps, "gradient before the last FFN");
+        block(serial(m1, dh), ins[2], false, true);
+        block(serial(a1, act, a2, dh), ins[1], true, true);
+        block(serial(m0, dh), ins[0], false, false);
     }
     check_close(double(tr.points[0].g.var), double(g0.var), eps, "input gradient var");
     check_close(double(tr.points[0].g.corr), double(g0.corr), eps * 10, "input gradient corr");

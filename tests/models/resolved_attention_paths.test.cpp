@@ -60,7 +60,8 @@ causal_block_check check_causal_block(double qk_scale, int draws, std::uint64_t 
     for (int i = 0; i < L; ++i) G.at(i, i) = 1.0;
     weight_grad_norms<double> unused;
     const layer_sigmas<double>& w = s.sigmas[1];
-    G = detail::resolved_block_backward(s, w, blocks[3], false, G, unused);  // the FFN of layer 2
+    detail::post_ln_state<double> pl;  // Pre-LN: unused
+    G = detail::resolved_block_backward(s, w, blocks[3], false, G, unused, pl, 1.0);  // the FFN of layer 2
     const detail::resolved_state<double> gh = detail::scaled(d * w.o * w.o, G);
     const detail::resolved_block<double>& b = blocks[2];
     const multi_head_attention<double> m{d, H, L, w.q, w.k, w.v, w.o, 0.0, true, form::best};

@@ -378,7 +378,7 @@ SIGPROP_HD series_value<W> neg_power(const lognormal_cumulants<W>& cum, int K, W
     out.mean = W(1) + W(q) * c * x;
     const W inv = W(1) / out.mean;
     // Cumulant r of xi over (r - 1)!: a_r at order r - 1 and b_r at order r.
-    W a[max_cumulant + 1], b[max_cumulant + 1];
+    W a[max_cumulant + 1]{}, b[max_cumulant + 1]{};  // entries 0 and 1 are never read
     {
         W xa = x * inv * inv;  // x^{r-1} inv^r at r = 2
         W cb = c * x * inv;    // (c x inv)^r, built up

@@ -8,6 +8,7 @@
 
 #include "sigprop/core/config.hpp"
 #include "sigprop/core/errors.hpp"
+#include "sigprop/models/post_ln.hpp"
 
 namespace sigprop {
 
@@ -54,22 +55,53 @@ SIGPROP_HD T preln_block_gradient_factor(T s2, T b, T beta, int d) noexcept {
     return T(1) + beta * beta * b * layer_norm_gradient_factor<T>(d) / s2;
 }
 
-/// Post-LN: the stream entering every block has variance 1 (it is a LayerNorm output), so
-/// each block multiplies the gradient variance by the same factor
-///   (d-2)/(d-3) (lambda^2 + beta^2 b) / (lambda^2 + beta^2 c):
-/// the LayerNorm divides by the variance of lambda x + beta F(x). A layer is two blocks;
-/// gradients grow or vanish exponentially in depth unless the factor is 1.
+/// The constants of one Post-LN block for the closed forms below: branch output variance c
+/// (after hidden dropout), branch backward gain b, the relative variance phi of the
+/// branch's per-token scale (post_ln_branch_phi) and kappa (1 for an FFN; the gradient's
+/// correlation for attention), as in models/post_ln.hpp.
 template <class T>
-SIGPROP_HD T postln_block_gradient_factor(T lambda, T beta, T c, T b, int d) noexcept {
-    const T l2 = lambda * lambda, b2 = beta * beta;
-    return layer_norm_gradient_factor<T>(d) * (l2 + b2 * b) / (l2 + b2 * c);
+struct postln_block {
+    T c, b, phi, kappa;
+};
+
+namespace detail {
+/// The skip path's variance factor lambda^2 (1 - 2 kappa perp/(d-2)), perp = beta^2 c / (lambda^2 + beta^2 c).
+template <class T>
+SIGPROP_HD T postln_skip_path(T lambda, T beta, const postln_block<T>& k, int d) noexcept {
+    const T l2 = lambda * lambda, bc = beta * beta * k.c;
+    return l2 * post_ln_skip_factor(d, bc / (l2 + bc), k.kappa);
+}
+}  // namespace detail
+
+/// Post-LN: the stream entering every block but the first has variance 1 (a LayerNorm
+/// output), so a block multiplies the gradient variance by the constant
+///   E[1/s^2] (1 - (ms + perp)/d) (lambda^2 (1 - 2 kappa perp/(d-2)) + beta^2 b)
+/// with E[1/s^2] = (1 + V/m^2)/m of the sum (m = lambda^2 + beta^2 c (d-1)/d, V its token
+/// variance's spread), perp = beta^2 c/(lambda^2 + beta^2 c), and ms the mean share of the
+/// gradient arriving from the block above (models/post_ln.hpp, docs/theory/models.md
+/// section 9): exponential in depth unless the factor is 1.
+template <class T>
+SIGPROP_HD T postln_block_gradient_factor(T lambda, T beta, const postln_block<T>& k, T ms, int d) noexcept {
+    const T l2 = lambda * lambda, bc = beta * beta * k.c, z = l2 + bc;
+    return detail::post_ln_relative_inverse_scale(d, l2 / z, bc / z, k.phi) / z * (T(1) - (ms + bc / z) / T(d)) *
+           (detail::postln_skip_path(lambda, beta, k, d) + beta * beta * k.b);
 }
 
-/// Post-LN per-layer factor: attention block times FFN block.
+/// The mean share a Post-LN block hands to the block below: its branch's part of the
+/// gradient at its input.
 template <class T>
-SIGPROP_HD T postln_layer_gradient_factor(T lambda, T beta, T c_attn, T b_attn, T c_ffn, T b_ffn, int d) noexcept {
-    return postln_block_gradient_factor(lambda, beta, c_attn, b_attn, d) *
-           postln_block_gradient_factor(lambda, beta, c_ffn, b_ffn, d);
+SIGPROP_HD T postln_branch_share(T lambda, T beta, const postln_block<T>& k, int d) noexcept {
+    const T skip = detail::postln_skip_path(lambda, beta, k, d), branch = beta * beta * k.b;
+    return branch / (skip + branch);
+}
+
+/// Post-LN per-layer factor in a stack of identical layers: the attention block below an
+/// FFN block (of the layer above) and the FFN block below the attention block.
+template <class T>
+SIGPROP_HD T postln_layer_gradient_factor(T lambda, T beta, const postln_block<T>& attn, const postln_block<T>& ffn,
+                                          int d) noexcept {
+    return postln_block_gradient_factor(lambda, beta, attn, postln_branch_share(lambda, beta, ffn, d), d) *
+           postln_block_gradient_factor(lambda, beta, ffn, postln_branch_share(lambda, beta, attn, d), d);
 }
 
 /// DSLM (Pre-LN, lambda^2 + beta^2 = 1, unit branch variance): the stream variance after

@@ -1,7 +1,8 @@
 #pragma once
 // predict(spec): the closed-form moments of a whole randomly initialised transformer,
-// composed from the components' formulas (form::best everywhere). Derivations and
-// assumptions: docs/theory/models.md.
+// composed from the components' formulas (form::best everywhere; a Post-LN block's
+// LayerNorm backward takes the stack's form of post_ln.hpp). Derivations and assumptions:
+// docs/theory/models.md.
 #include <cmath>
 #include <limits>
 #include <string>
@@ -22,6 +23,7 @@
 #include "sigprop/detail/hypergeometric.hpp"
 #include "sigprop/models/anisotropy.hpp"
 #include "sigprop/models/causal_rows.hpp"
+#include "sigprop/models/post_ln.hpp"
 #include "sigprop/models/spec.hpp"
 #include "sigprop/models/trajectory.hpp"
 
@@ -497,6 +499,7 @@ struct block_cache {
     signal<T> mid;    ///< attention: concatenated head outputs (input of Wo); FFN: first linear output
     act_eval<T> act;  ///< FFN: the activation (its output is the second linear's input)
     signal<T> z;      ///< lambda x + beta F(x), the LayerNorm input in Post-LN
+    T skip{0};        ///< lambda^2 var_x, the skip's share of z.var (post_ln.hpp)
     ln_eval<T> ln;    ///< the block's LayerNorm (of `in` for Pre-LN, of `z` for Post-LN)
     self_scores<T> scores;  ///< self-attention blocks: the softmax statistics
     T aniso{1};             ///< anisotropy of the block input's token-specific part (anisotropy.hpp)
@@ -571,6 +574,7 @@ signal<T> close_block(const transformer_spec<T>& s, const stack_setup<T>& st, bl
     const signal<T> fd = hidden_dropout(s.p_hidden, f);
     b.z = residual_sum(st.lambda, b.in, st.beta, fd);
     if (s.norm != norm_placement::post) return b.z;
+    b.skip = mul0(st.lambda * st.lambda, b.in.var);
     b.ln = layer_norm_eval(s.d_model, st.nu, st.ln_series, b.z);
     return b.ln.y;
 }
@@ -611,30 +615,70 @@ signal<T> ffn_block_forward(const transformer_spec<T>& s, const stack_setup<T>& 
     return close_block(s, st, b, f);
 }
 
+/// The state predict carries down a Post-LN stack's backward (post_ln.hpp): the spread of
+/// the gradient arriving at the next block's output, and whether that block's input is a
+/// LayerNorm output (every block but a stack's first). Pre-LN and no-LN blocks ignore it.
+template <class T>
+struct post_ln_state {
+    post_ln_incoming<T> in{};
+    bool ln_input{true};
+};
+
 /// Backward of a block's shared end: from the gradient at the block's output to the
 /// gradient at the residual sum z (g_z) and at the branch's last linear output (returned).
 template <class T>
-gradient<T> open_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st,
-                                const block_cache<T>& b, const gradient<T>& g_out, gradient<T>& g_z) noexcept {
-    g_z = s.norm != norm_placement::post ? g_out : ln_backward(s.d_model, b.z, b.ln, g_out);
+gradient<T> open_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st, const block_cache<T>& b,
+                                const gradient<T>& g_out, gradient<T>& g_z, const post_ln_state<T>& pl,
+                                bool ffn) noexcept {
+    g_z = s.norm != norm_placement::post
+              ? g_out
+              : post_ln_backward(s.d_model, b.z, b.skip,
+                                 post_ln_branch_phi(s.d_model, s.d_ff, ffn, s.p_hidden), pl.ln_input, pl.in,
+                                 b.ln.grad_corr, g_out);
     return backward_impl(dropout<T>{s.p_hidden}, b.z, scale_gradient(st.beta, g_z));
 }
 
 /// The gradient at the block's input: lambda^2 g_z plus the branch's path (through the
-/// Pre-LN LayerNorm when there is one).
+/// Pre-LN LayerNorm when there is one). Post-LN: the skip path's correlation with the
+/// branch (kappa: 1 for one map per token, the gradient's correlation for attention) and
+/// the spread handed to the block below (post_ln.hpp).
 template <class T>
-gradient<T> close_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st,
-                                 const block_cache<T>& b, const gradient<T>& g_z, const gradient<T>& g_u) noexcept {
-    const gradient<T> gb = s.norm == norm_placement::pre ? ln_backward(s.d_model, b.in, b.ln, g_u) : g_u;
-    return gradient_sum(st.lambda, g_z, gb);
+gradient<T> close_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st, const block_cache<T>& b,
+                                 const gradient<T>& g_z, const gradient<T>& g_u, post_ln_state<T>& pl,
+                                 const T& kappa) noexcept {
+    if (s.norm == norm_placement::pre) return gradient_sum(st.lambda, g_z, ln_backward(s.d_model, b.in, b.ln, g_u));
+    if (s.norm == norm_placement::none) return gradient_sum(st.lambda, g_z, g_u);
+    const T perp = b.z.var > b.skip && b.z.var < std::numeric_limits<T>::infinity() ? (b.z.var - b.skip) / b.z.var : T(0);
+    const gradient<T> gs{g_z.var * post_ln_skip_factor(s.d_model, perp, kappa), g_z.corr};
+    pl.in = post_ln_below(mul0(st.lambda * st.lambda, gs.var), g_u.var);
+    pl.ln_input = true;
+    return gradient_sum(st.lambda, gs, g_u);
+}
+
+/// The final LayerNorm's backward. On a Post-LN stack its input is already a LayerNorm
+/// output: every token's sample variance is exactly its variance, so the gradient variance
+/// only loses the isotropic 2/d of the projection ((d-2)/d, post_ln_backward with no
+/// branch) instead of the component's chi-square (d-2)/(d-3).
+template <class T>
+gradient<T> final_norm_backward(const transformer_spec<T>& s, const signal<T>& x, const gradient<T>& g) noexcept {
+    const gradient<T> comp = ln_backward(s.d_model, x, g);
+    if (s.norm != norm_placement::post) return comp;
+    return {post_ln_backward(s.d_model, x, x.var, T(0), true, post_ln_incoming<T>{}, T(1), g).var, comp.corr};
+}
+
+/// kappa of an attention block: the share of g_z common to the tokens (clamped to [0, 1]).
+template <class T>
+T attention_kappa(const gradient<T>& g_z) noexcept {
+    return g_z.corr > T(0) ? (g_z.corr < T(1) ? g_z.corr : T(1)) : T(0);
 }
 
 template <class T>
 gradient<T> attention_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st,
                                      const layer_sigmas<T>& w, const block_cache<T>& b,
-                                     const gradient<T>& g_out, weight_grad_norms<T>& wg) noexcept {
+                                     const gradient<T>& g_out, weight_grad_norms<T>& wg,
+                                     post_ln_state<T>& pl) noexcept {
     gradient<T> g_z;
-    const gradient<T> g_o = open_block_backward(s, st, b, g_out, g_z);
+    const gradient<T> g_o = open_block_backward(s, st, b, g_out, g_z, pl, false);
     const int d = s.d_model;
     wg.o = weight_grad_norm(d, d, st.L, b.mid, g_o);
     const gradient<T> gh = linear_backward(d, w.o, g_o);
@@ -645,15 +689,15 @@ gradient<T> attention_block_backward(const transformer_spec<T>& s, const stack_s
     wg.k = mul0(qk, w.q * w.q);
     wg.v = weight_grad_norm(d, d, st.L, b.u, at.v);
     const gradient<T> g_u = attention_input_gradient(m, at);
-    return close_block_backward(s, st, b, g_z, g_u);
+    return close_block_backward(s, st, b, g_z, g_u, pl, attention_kappa(g_z));
 }
 
 template <class T>
 gradient<T> cross_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
                                  const block_cache<T>& b, const signal<T>& enc, const gradient<T>& g_out,
-                                 weight_grad_norms<T>& wg, gradient<T>& g_enc) noexcept {
+                                 weight_grad_norms<T>& wg, gradient<T>& g_enc, post_ln_state<T>& pl) noexcept {
     gradient<T> g_z;
-    const gradient<T> g_o = open_block_backward(s, st, b, g_out, g_z);
+    const gradient<T> g_o = open_block_backward(s, st, b, g_out, g_z, pl, false);
     const int d = s.d_model, Ls = encoder_len(s);
     wg.cross_o = weight_grad_norm(d, d, st.L, b.mid, g_o);
     const gradient<T> gh = linear_backward(d, w.cross_o, g_o);
@@ -668,21 +712,22 @@ gradient<T> cross_block_backward(const transformer_spec<T>& s, const stack_setup
     gradient<T> sum;
     add_weighted(T(1), g_enc.var, g_enc.corr, T(1), cg.encoder.var, cg.encoder.corr, sum.var, sum.corr);
     g_enc = sum;
-    return close_block_backward(s, st, b, g_z, cg.decoder);
+    return close_block_backward(s, st, b, g_z, cg.decoder, pl, attention_kappa(g_z));
 }
 
 template <class T>
 gradient<T> ffn_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
-                               const block_cache<T>& b, const gradient<T>& g_out, weight_grad_norms<T>& wg) noexcept {
+                               const block_cache<T>& b, const gradient<T>& g_out, weight_grad_norms<T>& wg,
+                               post_ln_state<T>& pl) noexcept {
     gradient<T> g_z;
-    const gradient<T> g2 = open_block_backward(s, st, b, g_out, g_z);
+    const gradient<T> g2 = open_block_backward(s, st, b, g_out, g_z, pl, true);
     const int d = s.d_model, f = s.d_ff;
     wg.ffn2 = weight_grad_norm(f, d, st.L, b.act.y, g2);
     const gradient<T> ga = linear_backward(d, w.ffn2, g2);
     const gradient<T> g1 = activation_backward(s.act, b.mid, b.act, ga);
     wg.ffn1 = weight_grad_norm(d, f, st.L, b.u, g1);
     const gradient<T> g_u = linear_backward(f, w.ffn1, g1);
-    return close_block_backward(s, st, b, g_z, g_u);
+    return close_block_backward(s, st, b, g_z, g_u, pl, T(1));
 }
 
 /// The skip's share lambda^2 t of the token-specific variance at a block's residual sum.
@@ -748,21 +793,24 @@ void stack_backward(const transformer_spec<T>& s, const stack_setup<T>& st, cons
     std::size_t i = first + std::size_t(s.layers) * (st.cross ? 3u : 2u) + (s.final_norm ? 1u : 0u);
     gradient<T> g = g_top;
     pts[i].g = g;
+    post_ln_state<T> pl;
     if (s.final_norm) {
-        g = ln_backward(s.d_model, before_final, g);
+        g = final_norm_backward(s, before_final, g);
         pts[--i].g = g;
+        pl.in = final_norm_incoming<T>();
     }
     for (int l = s.layers - 1; l >= 0; --l) {
         const layer_sigmas<T>& w = s.sigmas[std::size_t(st.sigma_offset + l)];
         const layer_cache<T>& c = cache[std::size_t(l)];
         weight_grad_norms<T>& wg = wgs[std::size_t(st.sigma_offset + l)];
-        g = ffn_block_backward(s, st, w, c.ffn, g, wg);
+        g = ffn_block_backward(s, st, w, c.ffn, g, wg, pl);
         pts[--i].g = g;
         if (st.cross) {
-            g = cross_block_backward(s, st, w, c.cross, *enc, g, wg, *g_enc);
+            g = cross_block_backward(s, st, w, c.cross, *enc, g, wg, *g_enc, pl);
             pts[--i].g = g;
         }
-        g = attention_block_backward(s, st, w, c.attn, g, wg);
+        pl.ln_input = l > 0;
+        g = attention_block_backward(s, st, w, c.attn, g, wg, pl);
         pts[--i].g = g;
     }
 }

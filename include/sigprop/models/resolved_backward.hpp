@@ -345,17 +345,55 @@ resolved_qkv<T> resolved_attention_gradients(const multi_head_attention<T>& m, c
     return out;
 }
 
+/// x with every position's variance multiplied by f_i and every covariance by
+/// sqrt(f_i f_j): a per-position factor on the gradient variance that keeps the pairs'
+/// correlations, as predict's scaling of a pooled variance does.
+template <class T>
+resolved_state<T> rescaled(resolved_state<T> x, const std::vector<T>& f) noexcept {
+    for (int i = 0; i < x.L; ++i)
+        for (int j = 0; j < x.L; ++j) {
+            T& v = x.at(i, j);
+            if (v != T(0)) v *= i == j ? f[std::size_t(i)] : std::sqrt(f[std::size_t(i)] * f[std::size_t(j)]);
+        }
+    return x;
+}
+
+/// The Post-LN LayerNorm factors of predict (post_ln.hpp) per position: for each position
+/// the ratio of post_ln_backward to the component's diagonal factor (d-2)/((d-3) var_z),
+/// var_z recovered from that factor, and the skip path's factor 1 - 2 kappa perp_i/(d-2).
+template <class T>
+void resolved_post_ln_factors(const transformer_spec<T>& s, const resolved_state<T>& ln, const T& skip, bool ffn,
+                              const post_ln_state<T>& pl, std::vector<T>& ln_ratio, std::vector<T>& z_var) {
+    const int d = s.d_model;
+    const T gain = T(d - 2) / T(d - 3);
+    const T phi = post_ln_branch_phi(d, s.d_ff, ffn, s.p_hidden);
+    ln_ratio.assign(std::size_t(ln.L), T(1));
+    z_var.assign(std::size_t(ln.L), T(0));
+    for (int i = 0; i < ln.L; ++i) {
+        const T f = ln.at(i, i);
+        if (!(f > T(0)) || !(f < std::numeric_limits<T>::infinity())) continue;  // the component's rules
+        const T z = gain / f;
+        z_var[std::size_t(i)] = z;
+        ln_ratio[std::size_t(i)] =
+            post_ln_backward(d, signal<T>{T(0), z, T(0)}, skip, phi, pl.ln_input, pl.in, T(1), gradient<T>{T(1), T(0)}).var / f;
+    }
+}
+
 /// One block's backward: from the gradient covariance G at the block's output to that at
-/// its input, filling the block's weight-gradient norms.
+/// its input, filling the block's weight-gradient norms. Post-LN blocks carry predict's
+/// post_ln_state down the stack (`skip`: lambda^2 times the block input's variance).
 template <class T>
 resolved_state<T> resolved_block_backward(const transformer_spec<T>& s, const layer_sigmas<T>& w,
                                           const resolved_block<T>& b, bool attention, const resolved_state<T>& G,
-                                          weight_grad_norms<T>& wg) {
+                                          weight_grad_norms<T>& wg, post_ln_state<T>& pl, const T& skip) {
     const int d = s.d_model, f = s.d_ff;
     const T dd = T(d);
     // Post-LN: the block's LayerNorm sits on the sum z; then beta and hidden dropout
     // (independent per token: the variances grow by 1/(1-p)).
-    const resolved_state<T> gz = s.norm == norm_placement::post ? times(G, b.ln) : G;
+    const bool post = s.norm == norm_placement::post;
+    std::vector<T> ln_ratio, z_var;
+    if (post) resolved_post_ln_factors(s, b.ln, skip, !attention, pl, ln_ratio, z_var);
+    const resolved_state<T> gz = post ? rescaled(times(G, b.ln), ln_ratio) : G;
     resolved_state<T> go = scaled(s.beta * s.beta, gz);
     const T drop = T(1) / (T(1) - s.p_hidden);
     for (int i = 0; i < go.L; ++i) go.at(i, i) *= drop;
@@ -380,6 +418,17 @@ resolved_state<T> resolved_block_backward(const transformer_spec<T>& s, const la
         gu = scaled(T(f) * w.ffn1 * w.ffn1, g1);
     }
     resolved_state<T> gin = scaled(s.lambda * s.lambda, gz);
+    if (post) {
+        const T kappa = attention ? attention_kappa(pooled_gradient(gz)) : T(1);
+        std::vector<T> sf(std::size_t(gz.L), T(1));
+        for (std::size_t i = 0; i < sf.size(); ++i) {
+            const T z = z_var[i];
+            sf[i] = post_ln_skip_factor(d, z > skip ? (z - skip) / z : T(0), kappa);
+        }
+        gin = rescaled(gin, sf);
+        pl.in = post_ln_below(pooled(gin).var, pooled(gu).var);
+        pl.ln_input = true;
+    }
     if (s.norm == norm_placement::pre)
         add_scaled(T(1), times(gu, b.ln), gin);
     else
@@ -422,16 +471,23 @@ trajectory<T> predict_resolved(const transformer_spec<T>& s) {
     for (int i = 0; i < L; ++i) G.at(i, i) = gt.var;
     std::size_t p = tr.points.size() - 1;
     tr.points[p].g = pooled_gradient(G);
+    post_ln_state<T> pl;  // as predict's stack_backward
     if (s.final_norm) {
         G = times(G, final_ln);
+        if (s.norm == norm_placement::post) {  // final_norm_backward: (d-2)/d on a LayerNorm output
+            G = scaled(T(s.d_model - 3) / T(s.d_model), G);
+            pl.in = final_norm_incoming<T>();
+        }
         tr.points[--p].g = pooled_gradient(G);
     }
+    const T l2 = s.lambda * s.lambda;
     for (int l = N - 1; l >= 0; --l) {
         const layer_sigmas<T>& w = s.sigmas[std::size_t(l)];
         weight_grad_norms<T>& wg = tr.weight_grads[std::size_t(l)];
-        G = resolved_block_backward(s, w, blocks[std::size_t(2 * l + 1)], false, G, wg);
+        G = resolved_block_backward(s, w, blocks[std::size_t(2 * l + 1)], false, G, wg, pl, l2);
         tr.points[--p].g = pooled_gradient(G);
-        G = resolved_block_backward(s, w, blocks[std::size_t(2 * l)], true, G, wg);
+        pl.ln_input = l > 0;
+        G = resolved_block_backward(s, w, blocks[std::size_t(2 * l)], true, G, wg, pl, mul0(l2, l > 0 ? T(1) : xs[0].var));
         tr.points[--p].g = pooled_gradient(G);
     }
     tr.overflow_layer = first_overflow_layer(tr, N, false);

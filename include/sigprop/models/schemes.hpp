@@ -370,12 +370,12 @@ const block_cache<T>& cache_of(const layer_cache<T>& c, block_type k) noexcept {
 template <class T>
 gradient<T> block_backward(const transformer_spec<T>& s, const stack_setup<T>& st, const layer_sigmas<T>& w,
                            block_type k, const layer_cache<T>& c, const signal<T>* enc, const gradient<T>& g_out,
-                           gradient<T>* g_enc) noexcept {
+                           gradient<T>* g_enc, post_ln_state<T>& pl) noexcept {
     weight_grad_norms<T> wg;
     switch (k) {
-        case block_type::attention: return attention_block_backward(s, st, w, c.attn, g_out, wg);
-        case block_type::cross: return cross_block_backward(s, st, w, c.cross, *enc, g_out, wg, *g_enc);
-        case block_type::ffn: return ffn_block_backward(s, st, w, c.ffn, g_out, wg);
+        case block_type::attention: return attention_block_backward(s, st, w, c.attn, g_out, wg, pl);
+        case block_type::cross: return cross_block_backward(s, st, w, c.cross, *enc, g_out, wg, *g_enc, pl);
+        case block_type::ffn: return ffn_block_backward(s, st, w, c.ffn, g_out, wg, pl);
     }
     return g_out;
 }
@@ -386,13 +386,14 @@ gradient<T> block_backward(const transformer_spec<T>& s, const stack_setup<T>& s
 /// cancel when beta is small (DSLM's beta^2 = 1/N).
 template <class T>
 T branch_gain(const transformer_spec<T>& s, stack_setup<T> st, const layer_sigmas<T>& w, block_type k,
-              const layer_cache<T>& c, const signal<T>* enc, const gradient<T>& g_out) noexcept {
-    const block_cache<T>& b = cache_of(c, k);
-    const gradient<T> g_z = s.norm != norm_placement::post ? g_out : ln_backward(s.d_model, b.z, b.ln, g_out);
+              const layer_cache<T>& c, const signal<T>* enc, const gradient<T>& g_out,
+              post_ln_state<T> pl) noexcept {
+    gradient<T> g_z;
+    open_block_backward(s, st, cache_of(c, k), g_out, g_z, pl, k == block_type::ffn);
     st.lambda = T(0);
     st.beta = T(1);
     gradient<T> unused{T(0), T(0)};
-    return block_backward(s, st, w, k, c, enc, g_out, &unused).var / g_z.var;
+    return block_backward(s, st, w, k, c, enc, g_out, &unused, pl).var / g_z.var;
 }
 
 /// Sets the block's free parameter so that its branch gain equals `target` while its
@@ -406,7 +407,7 @@ T branch_gain(const transformer_spec<T>& s, stack_setup<T> st, const layer_sigma
 template <class T>
 void solve_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st, layer_sigmas<T>& w, block_type k,
                           layer_cache<T>& c, const signal<T>& x, const signal<T>* enc, const gradient<T>& g_out,
-                          const init_targets<T>& tg, int layer) {
+                          const post_ln_state<T>& pl, const init_targets<T>& tg, int layer) {
     using std::abs;
     using std::exp;
     using std::log;
@@ -416,7 +417,7 @@ void solve_block_backward(const transformer_spec<T>& s, const stack_setup<T>& st
     auto f = [&](T lt) {
         set_free_parameter(w, k, exp(lt));
         solve_block_forward(s, st, w, k, c, x, enc, tg.forward, false, unused);
-        return log(branch_gain(s, st, w, k, c, enc, g_out)) - log(target);
+        return log(branch_gain(s, st, w, k, c, enc, g_out, pl)) - log(target);
     };
     const T t0 = -log(sqrt(T(s.d_model)));
     const T step = log(T(2)) / T(2);
@@ -500,17 +501,22 @@ void init_pass(transformer_spec<T>& s, const init_targets<T>& tg, bool solve_for
         return s.final_norm ? forward_impl(layer_norm<T>{s.d_model}, x) : x;
     };
     auto backward = [&](stack_run& r, gradient<T> g, const signal<T>* enc, gradient<T>* g_enc) {
-        if (s.final_norm) g = ln_backward(s.d_model, r.before_final, g);
+        post_ln_state<T> pl;  // as predict's stack_backward
+        if (s.final_norm) {
+            g = final_norm_backward(s, r.before_final, g);
+            pl.in = final_norm_incoming<T>();
+        }
         for (std::size_t l = N; l-- > 0;) {
             const std::size_t i = std::size_t(r.st.sigma_offset) + l;
             for (int j = 2; j >= 0; --j) {
                 const block_type b = order[j];
                 if (b == block_type::cross && !r.st.cross) continue;
+                if (b == block_type::attention) pl.ln_input = l > 0;
                 if (solve_backward)
                     solve_block_backward(s, r.st, s.sigmas[i], b, r.cache[l], r.in[3 * l + std::size_t(b)], enc, g,
-                                         tg, int(i));
-                bwd_of(out[i], b) = branch_gain(s, r.st, s.sigmas[i], b, r.cache[l], enc, g);
-                g = block_backward(s, r.st, s.sigmas[i], b, r.cache[l], enc, g, g_enc);
+                                         pl, tg, int(i));
+                bwd_of(out[i], b) = branch_gain(s, r.st, s.sigmas[i], b, r.cache[l], enc, g, pl);
+                g = block_backward(s, r.st, s.sigmas[i], b, r.cache[l], enc, g, g_enc, pl);
             }
         }
     };
