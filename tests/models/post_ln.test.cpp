@@ -88,6 +88,30 @@ void check_gradients_against_mc(const transformer_spec<double>& s) {
     }
 }
 
+// The input fuzz_predict found (RELIABILITY.md, defect 18): an encoder-decoder of width 4
+// whose embedding variance overflows, lambda 2.2e-308 (lambda^2 underflows to 0 while the
+// residual sum keeps 4.9e-324) and silent branches.
+transformer_spec<double> test_d4_no_skip_share() {
+    transformer_spec<double> s;
+    s.layers = 1;
+    s.d_model = 4;
+    s.d_ff = 768;
+    s.heads = 1;
+    s.seq_len = 64;
+    s.source_len = 768;
+    s.norm = norm_placement::post;
+    s.final_norm = true;
+    s.act = activation::gelu;
+    s.arch = architecture::encoder_decoder;
+    s.p_attention = 1e-12;
+    s.lambda = 2.2250738585072014e-308;
+    s.beta = 0.5;
+    s.sigmas.assign(2, layer_sigmas<double>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+    s.embed = embedding<double>{{{std::numeric_limits<double>::max(), 0.5}}};
+    s.output_gradient = {0.5, 0.5};
+    return s;
+}
+
 }  // namespace
 
 TEST_CASE("post_ln: with a Gaussian input and an isotropic gradient it is the component's LayerNorm backward") {
@@ -137,6 +161,15 @@ TEST_CASE("post_ln: degenerate and overflowed moments never give NaN") {
         // A branch that vanished against its skip (z.var rounded below skip) counts as none.
         const auto none = detail::post_ln_backward(64, signal<double>{0, 1.0, 0}, 1.0 + 1e-16, 0.03, true, in, 1.0, {1.0, 0.5});
         CHECK(std::isfinite(none.var));
+    }
+    // d = 4 and no skip share: the skip factor is exactly 0, which must silence an
+    // overflowed gradient, not multiply it (fuzz/corpus/predict/post-ln-d4-no-skip-share).
+    CHECK(detail::post_ln_skip_factor(4, 1.0, 1.0) == 0.0);
+    auto s = test_d4_no_skip_share();
+    const auto t = predict(s);
+    for (const auto& p : t.points) {
+        CHECK_FALSE(std::isnan(p.g.var));
+        CHECK_FALSE(std::isnan(p.g.corr));
     }
     CHECK(detail::post_ln_below(0.0, 0.0).mean_share == 1.0);
     CHECK(detail::post_ln_below(inf, 1.0).mean_share == 1.0);

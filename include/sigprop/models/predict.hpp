@@ -649,7 +649,8 @@ gradient<T> close_block_backward(const transformer_spec<T>& s, const stack_setup
     if (s.norm == norm_placement::pre) return gradient_sum(st.lambda, g_z, ln_backward(s.d_model, b.in, b.ln, g_u));
     if (s.norm == norm_placement::none) return gradient_sum(st.lambda, g_z, g_u);
     const T perp = b.z.var > b.skip && b.z.var < std::numeric_limits<T>::infinity() ? (b.z.var - b.skip) / b.z.var : T(0);
-    const gradient<T> gs{g_z.var * post_ln_skip_factor(s.d_model, perp, kappa), g_z.corr};
+    // mul0: at d = 4 a sum with no skip share (perp = 1) cancels the skip path exactly.
+    const gradient<T> gs{mul0(g_z.var, post_ln_skip_factor(s.d_model, perp, kappa)), g_z.corr};
     pl.in = post_ln_below(mul0(st.lambda * st.lambda, gs.var), g_u.var);
     pl.ln_input = true;
     return gradient_sum(st.lambda, gs, g_u);

@@ -353,7 +353,7 @@ resolved_state<T> rescaled(resolved_state<T> x, const std::vector<T>& f) noexcep
     for (int i = 0; i < x.L; ++i)
         for (int j = 0; j < x.L; ++j) {
             T& v = x.at(i, j);
-            if (v != T(0)) v *= i == j ? f[std::size_t(i)] : std::sqrt(f[std::size_t(i)] * f[std::size_t(j)]);
+            v = mul0(v, i == j ? f[std::size_t(i)] : std::sqrt(f[std::size_t(i)] * f[std::size_t(j)]));
         }
     return x;
 }
