@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Re-scores the stored Post-LN encoder measurements of this folder against the current
-# predict() (docs/ACCURACY.md, "Post-LN"). Usage: replay.sh PATH/TO/sigprop-model-mc [--resolved]
+# predict() (docs/ACCURACY.md, "Post-LN"; docs/theory/models.md section 9). Usage:
+#   replay.sh PATH/TO/sigprop-model-mc [--resolved]
+# Extra options go to every run. The per-block gains quoted in models.md are ratios of
+# consecutive rows' gradient variances in the table each replay prints (drop the grep).
 set -euo pipefail
 mc=$1
 shift
@@ -13,6 +16,7 @@ run() {
     "$mc" $common "$@" --replay "$here/$file" "${extra[@]}" | grep '^# g_var'
 }
 extra=("$@")
+run enc2-d64-L128.json --layers 2 --d-model 64 --d-ff 256 --heads 2 --seq-len 128 --sequences 2048 --per-draw 4
 run enc2-d256-L128.json --layers 2 --d-model 256 --d-ff 1024 --heads 4 --seq-len 128 --sequences 256 --per-draw 4
 run enc12-d64-L32.json --layers 12 --d-model 64 --d-ff 256 --heads 2 --seq-len 32 --sequences 512 --per-draw 4 --seed 3
 run enc12-d64-L128.json --layers 12 --d-model 64 --d-ff 256 --heads 2 --seq-len 128 --sequences 256 --per-draw 4 --seed 3
