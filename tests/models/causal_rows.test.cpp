@@ -39,7 +39,6 @@ detail::causal_scores<double> by_rows(int d_in, int L, double r, double p, const
     s.h = h / L;
     s.sum_p2 = sp / L;
     s.sum_p2q = spq / L;
-    s.col2 = std::min(double(L), sc.e_rho * (2 - 2 * s.h) + s.sum_p2);
     s.var_bracket = vb / L;
     return s;
 }
@@ -54,7 +53,6 @@ void check_same(const detail::causal_scores<double>& a, const detail::causal_sco
     check_rel(a.h, b.h, eps);
     check_rel(a.sum_p2, b.sum_p2, eps);
     check_rel(a.sum_p2q, b.sum_p2q, eps);
-    check_rel(a.col2, b.col2, eps);
     check_rel(a.var_bracket, b.var_bracket, eps);
 }
 
@@ -107,7 +105,6 @@ TEST_CASE("models: O(1) causal row averages with overflowed scores") {
     const auto slow = detail::causal_statistics(64, L, 0.3, 0.1, sc);
     CHECK(fast.sum_p2 == slow.sum_p2);
     CHECK(fast.sum_p2q == slow.sum_p2q);
-    CHECK(fast.col2 == slow.col2);
     CHECK(fast.var_bracket == slow.var_bracket);
     CHECK(fast.h == doctest::Approx(slow.h).epsilon(1e-15));
 }

@@ -255,6 +255,16 @@ TEST_CASE_TEMPLATE("reliability: the same-row probability of huge block counts i
     CHECK(double(same_row_probability_counts<T>(counts)) == doctest::Approx(1.0 / 30).epsilon(1e-6));
 }
 
+TEST_CASE("reliability: the key norms' spread of a head of width INT_MAX") {
+    // Defect 19 (fuzz_formulas, float multi-head attention): column_spread formed
+    // d_head + 1 in int, a signed overflow (undefined behaviour) at d_head = INT_MAX; the
+    // sanitizer suite stops at it. It is formed in the scalar type now.
+    const attention<double> c{64, std::numeric_limits<int>::max(), 32, 0.125, 0.125, 0.125, 0, form::best};
+    const gradient<double> g = backward(c, signal<double>{0, 1, 0.2}, gradient<double>{1, 0.5});
+    CHECK(std::isfinite(g.var));
+    CHECK(g.var > 0);
+}
+
 namespace {
 // A two-layer encoder whose attention outputs overflow (sigma_v = 1e200: sigma_v^2 is
 // +inf in double) and whose layer-1 attention has sigma_o = 0. (Huge query/key scales no
@@ -341,8 +351,10 @@ TEST_CASE("reliability: predict's value-path gradient variance is never negative
     s.output_gradient = {1, -0.5};
     const trajectory<double> t = predict(s);
     check_invariants(t);
-    const auto sc = detail::score_statistics(8, 64, 1.0, t.points[0].x.corr, 1.0, 1.0);
-    CHECK(0.5 * sc.col2 > 1.5 * sc.sum_p2);  // the regime: -0.5 E c^2 outweighs 1.5 E sum P^2
+    const double r = t.points[0].x.corr;
+    const auto sc = detail::score_statistics(8, 64, 1.0, r, 1.0, 1.0);
+    const auto sm = detail::bidirectional_softmax(8, 8 / s.heads, 64, r, sc);
+    CHECK(0.5 * sm.col2 > 1.5 * sm.p2);  // the regime: -0.5 E c^2 outweighs 1.5 E sum P^2
 }
 
 TEST_CASE("reliability: a pre-LN stack whose stream underflows keeps going") {

@@ -115,14 +115,32 @@ struct backward_softmax {
     T coupling;  ///< Gram / key-difference coupling (1-r)(1-h)/d_in
     T h;         ///< 1/L (H_L/L causal)
     T h_r;       ///< (1 - 2r) h
+    T tilt;      ///< the K path's key-norm tilt per unit of r_g (1-r) (column_spread)
 };
 
-/// backward_softmax of the bidirectional head (d_in, L) for input correlation r.
+/// E c^2 = pairs e^rho col + P2 (capped at L: a column sum lies in [0, L]) and the K
+/// path's tilt, from the small-score weight `pairs` of the column's query pairs: sum over
+/// i != i' of E[P_ij P_i'j] e^-rho, which is 1 - 1/L bidirectional and 2 - 2 H_L/L causal
+/// (key j is seen by the L - j + 1 queries i >= j, with weights 1/i).
 template <class T>
-SIGPROP_HD backward_softmax<T> bidirectional_softmax(int d_in, int L, const T& r,
+SIGPROP_HD void set_columns(backward_softmax<T>& sm, int d_in, int d_head, const T& L, const T& pairs,
+                            const T& r, const attention_scores<T>& sc) noexcept {
+    const key_spread<T> ks = column_spread(d_in, d_head, sm.h, r, r, sc.S, sc.e_sig);
+    sm.col2 = min_of(L, mul0(mul0(pairs, sc.e_rho), ks.col) + sm.p2);
+    // |sum_i P_ij Q'_i|^2 <= c_j sum_i P_ij |Q'_i|^2 (Cauchy-Schwarz): the tilt is at most
+    // (1 - r) E c^2 in these units, which also keeps it finite when S overflows.
+    sm.tilt = min_of((T(1) - r) * sm.col2, mul0(pairs, ks.tilt));
+}
+
+/// backward_softmax of the bidirectional head (d_in, d_head, L) for input correlation r.
+template <class T>
+SIGPROP_HD backward_softmax<T> bidirectional_softmax(int d_in, int d_head, int L, const T& r,
                                                      const attention_scores<T>& sc) noexcept {
     const T d = T(d_in), n = T(L);
-    return {sc.sum_p2, sc.sum_p2, sc.col2, (T(1) - r) * (n - T(1)) / (n * d), T(1) / n, (T(1) - T(2) * r) / n};
+    backward_softmax<T> sm{sc.sum_p2, sc.sum_p2, T(0), (T(1) - r) * (n - T(1)) / (n * d), T(1) / n,
+                           (T(1) - T(2) * r) / n, T(0)};
+    set_columns(sm, d_in, d_head, n, T(1) - T(1) / n, r, sc);
+    return sm;
 }
 
 /// The V path's variance and covariance brackets (units of U, see below).
@@ -144,9 +162,10 @@ SIGPROP_HD gradient<T> best_backward(const T& scale, const T& r, const T& rg, co
     const T k = p * inv;
     const T drop = sm.p2q * (inv - r);
     const T v = v_path_var(rg, k, inv, sm);
-    const T b = (T(1) - r) * (drop + sm.coupling) + drop + rg * r * (T(1) - r) * (sm.col2 - sm.p2);
+    const T kt = rg * (T(1) - r) * sm.tilt;
+    const T b = (T(1) - r) * (drop + sm.coupling) + drop + rg * r * (T(1) - r) * (sm.col2 - sm.p2) + kt;
     const T vc = v_path_cov(rg, n, sm);
-    const T bc = rg * (T(1) - r) * (sm.h_r + sm.coupling);
+    const T bc = rg * (T(1) - r) * (sm.h_r + sm.coupling) - kt * sm.h;
     const T vb = v + mul0(S, b);
     const T cb = vc + mul0(S, bc);
     // With S overflowed the S terms dominate both moments: the limit is their ratio.
@@ -208,11 +227,13 @@ SIGPROP_HD signal<T> forward_impl(const attention<T>& c, const signal<T>& x) noe
 // dV Wv^T; the cross terms between the three paths are O(1/d_in) and dropped. In units of U:
 //   V path  r_g (E c^2 + p/(1-p) E sum P^2) + (1 - r_g) E sum P^2 / (1-p)   (c: column sum of P)
 //   Q path  S (1-r) [E sum P^2 (1/(1-p) - r) + (1-r)(L-1)/(L d_in)]
-//   K path  S [E sum P^2 (1/(1-p) - r) + r_g r (1-r)(E c^2 - E sum P^2)]
+//   K path  S [E sum P^2 (1/(1-p) - r) + r_g r (1-r)(E c^2 - E sum P^2) + r_g (1-r) tilt]
 // The (L-1)/(L d_in) term is the coupling between the Gram matrix X X^T and the key
-// differences, which dominates the Q path when L > d_in. Covariances (i != k):
+// differences, which dominates the Q path when L > d_in. E c^2 and tilt carry the spread
+// of the key norms (column_spread). Covariances (i != k):
 //   V path  r_g (1 - (E c^2 - 1)/(L-1)) + (1 - r_g)(1 - E sum P^2)/(L-1)
-//   Q, K    S r_g (1-r) [(1-r)(1/L + (L-1)/(L d_in)) - r/L]
+//   Q, K    S r_g (1-r) [(1-r)(1/L + (L-1)/(L d_in)) - r/L - tilt/L]
+// (the key gradients of a sequence sum to 0, so the K path's part is -1/L of its own).
 //
 // sc: as for forward_impl (form::best only; form::paper does not read it).
 template <class T>
@@ -230,7 +251,7 @@ SIGPROP_HD gradient<T> backward_impl(const attention<T>& c, const signal<T>& x, 
         const T cb = (T(1) + (n - T(1)) * rg) / n;
         return attention_gradient(scale, vb, cb, rg, rg);
     }
-    return best_backward(scale, r, rg, n, c.p, sc.S, bidirectional_softmax(c.d_in, c.L, r, sc));
+    return best_backward(scale, r, rg, n, c.p, sc.S, bidirectional_softmax(c.d_in, c.d_head, c.L, r, sc));
 }
 
 template <class T>

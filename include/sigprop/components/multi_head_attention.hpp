@@ -49,7 +49,6 @@ struct causal_scores {
     T h;        ///< H_L / L: the average of 1/i
     T sum_p2;   ///< average over rows (= over columns) of E sum_j P_ij^2
     T sum_p2q;  ///< average of E sum_j P_ij^2 (1 - 1/i): the softmax-gradient rows (row 1 has none)
-    T col2;     ///< average over keys of E (sum_i P_ij)^2: e^rho (2 - 2 H_L/L) + sum_p2
     T var_bracket;  ///< forward: average over rows of var_i / (m_v s2) (form::best)
 };
 
@@ -79,7 +78,6 @@ SIGPROP_HD causal_scores<T> causal_statistics(int d_in, int L, T r, T p,
     s.h = sum_inv / nl;
     s.sum_p2 = sp / nl;
     s.sum_p2q = spq / nl;
-    s.col2 = min_of(nl, mul0(sc.e_rho, T(2) - T(2) * s.h) + s.sum_p2);
     s.var_bracket = vb / nl;
     return s;
 }
@@ -133,10 +131,15 @@ SIGPROP_HD signal<T> causal_head_forward(const attention<T>& c, const signal<T>&
 // (exact at zero scores; row 1 has no softmax gradient at all). Covariances as for one
 // head with 1/L -> H_L/L. Approximation: couplings of order S/(d_in L) and the self-key
 // are dropped, as for the single head, and the delta-method P2_i needs e^{2 sig} << i.
-/// backward_softmax of the causal head for input dimension d_in and correlation r.
+/// backward_softmax of the causal head (d_in, d_head, L) for input correlation r; E c^2
+/// averages e^rho (2 - 2 H_L/L) + sum_p2 over the keys, times the key-norm spread.
 template <class T>
-SIGPROP_HD backward_softmax<T> causal_softmax(int d_in, const T& r, const causal_scores<T>& cs) noexcept {
-    return {cs.sum_p2, cs.sum_p2q, cs.col2, (T(1) - r) * (T(1) - cs.h) / T(d_in), cs.h, (T(1) - T(2) * r) * cs.h};
+SIGPROP_HD backward_softmax<T> causal_softmax(int d_in, int d_head, int L, const T& r, const attention_scores<T>& sc,
+                                              const causal_scores<T>& cs) noexcept {
+    backward_softmax<T> sm{cs.sum_p2, cs.sum_p2q, T(0), (T(1) - r) * (T(1) - cs.h) / T(d_in), cs.h,
+                           (T(1) - T(2) * r) * cs.h, T(0)};
+    set_columns(sm, d_in, d_head, T(L), T(2) - T(2) * cs.h, r, sc);
+    return sm;
 }
 
 // sc, cs: as for causal_head_forward.
@@ -147,7 +150,7 @@ SIGPROP_HD gradient<T> causal_head_backward(const attention<T>& c, const signal<
     const T r = x.corr;
     const T a = mul0(c.sigma_v, sqrt(g.var));  // g.var may be an overflowed +inf
     const T scale = T(c.d_head) * a * a;
-    return best_backward(scale, r, g.corr, T(c.L), c.p, sc.S, causal_softmax(c.d_in, r, cs));
+    return best_backward(scale, r, g.corr, T(c.L), c.p, sc.S, causal_softmax(c.d_in, c.d_head, c.L, r, sc, cs));
 }
 
 template <class T>

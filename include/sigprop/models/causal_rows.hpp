@@ -90,7 +90,6 @@ causal_scores<T> causal_statistics(int d_in, T r, T p, const attention_scores<T>
     s.h = tails.at[1].h1 / nl;
     s.sum_p2 = sp / nl;
     s.sum_p2q = spq / nl;
-    s.col2 = min_of(nl, mul0(sc.e_rho, T(2) - T(2) * s.h) + s.sum_p2);
     s.var_bracket = vb / nl;
     return s;
 }

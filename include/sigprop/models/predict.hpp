@@ -227,7 +227,7 @@ struct qkv_gradients {
 // U = s2_gh d_head sigma_v^2 (s2_gh: gradient at the head's output):
 //   V  r_g (col2 + k P2) + (1 - r_g) P2 / (1-p)         cov r_g (1 - (col2-1)/(L-1)) + (1-r_g)(1-P2)/(L-1)
 //   Q  S (1-r) (drop + coupling)                        cov S r_g (1-r) ((1-r) h + coupling)
-//   K  S (drop + r_g r (1-r)(col2 - P2))                cov -S r_g (1-r) r h
+//   K  S (drop + r_g r (1-r)(col2 - P2) + r_g (1-r) tilt)   cov -S r_g (1-r) (r + tilt) h
 // (h = 1/L bidirectional, H_L/L causal; the covariance split follows the derivation:
 // the (1-r) h part comes from the query path, the -r h part from the key path). The path
 // through Q reaches X as dQ Wq^T, so the moments at Q itself are the Q bracket times
@@ -290,18 +290,20 @@ qkv_gradients<T> self_attention_gradients(const multi_head_attention<T>& c, cons
     const T d = T(c.d_model), n = T(c.L);
     const T inv = T(1) / (T(1) - c.p), k = c.p * inv;
     const backward_softmax<T> sm =
-        c.causal ? causal_softmax(c.d_model, r, st.cs) : bidirectional_softmax(c.d_model, c.L, r, st.sc);
+        c.causal ? causal_softmax(c.d_model, c.d_model / c.heads, c.L, r, st.sc, st.cs)
+                 : bidirectional_softmax(c.d_model, c.d_model / c.heads, c.L, r, st.sc);
     const T drop = sm.p2q * (inv - r);
     const T vb = v_path_var(rg, k, inv, sm);
     const T vc = v_path_cov(rg, n, sm);
     T qb = (T(1) - r) * (drop + sm.coupling);
     const T qc = rg * (T(1) - r) * ((T(1) - r) * sm.h + sm.coupling);
-    T kb = drop + rg * r * (T(1) - r) * (sm.col2 - sm.p2);
+    const T kt = rg * (T(1) - r) * sm.tilt;
+    T kb = drop + rg * r * (T(1) - r) * (sm.col2 - sm.p2) + kt;
     // The component only ever uses qb + kb, which is >= 0; the split alone can make kb < 0
     // when r_g r < 0 (a gradient anti-correlated with a correlated stream). A variance
     // cannot be negative: the deficit is moved to the Q path, which keeps the sum.
     split_nonnegative(qb, kb);
-    const T kc = -rg * (T(1) - r) * r * sm.h;
+    const T kc = -(rg * (T(1) - r) * r + kt) * sm.h;
     const T extra = (T(1) - r) * (aniso - T(1)) * sm.coupling;  // the anisotropic excess
     const T qkb = qb + extra, qkc = qc + mul0(rg, extra);
     const T sq_scale = mul0(mul0(d, u.var), c.sigma_k);  // d s2 sigma_k
@@ -406,7 +408,8 @@ struct cross_gradients {
 //                     cov S_Q r_g (1-r_e)^2 (1/L_s + (L_s-1)/(L_s d)),  S_Q = (d s2_e sigma_q sigma_k)^2
 //   encoder, V path   a [r_g (L_d-1) e^rho/L_s + P2/(1-p)],
 //                     cov L_d [(1-P2) + r_g (L_d-1)(1 - e^rho/L_s)] / (L_s (L_s-1))
-//   encoder, K path   a S [P2 (1/(1-p) - r_e) + r_g r_u (1-r_e)(L_d-1) e^rho/L_s], cov 0
+//   encoder, K path   a S [P2 (1/(1-p) - r_e) + r_g (1-r_e)(L_d-1)/L_s (r_u e^rho + tilt)], cov 0
+// (e^rho times the keys' norm spread col, tilt: column_spread of attention_moments.hpp)
 // (the K path's covariance between keys is O(1/L_s) of its variance and dropped). Note the
 // Q path scales with s2_e^2 (the score's derivative in the query is the key), the K path
 // with s2_u s2_e. With u = e and L_d = L_s the three variances add up to the
@@ -423,9 +426,15 @@ cross_gradients<T> cross_backward(int d_model, int heads, int Ld, int Ls, const 
     const T coupling = (T(1) - re) * (ns - T(1)) / (ns * d);
     T qb = (T(1) - re) * (drop + coupling);
     const T qc = rg * (T(1) - re) * (T(1) - re) * (T(1) / ns + (ns - T(1)) / (ns * d));
-    const T vb = a * (rg * (nd - T(1)) * sc.e_rho / ns + sc.p2 * inv);
-    const T vc = nd * ((T(1) - sc.p2) + rg * (nd - T(1)) * (T(1) - sc.e_rho / ns)) / (ns * (ns - T(1)));
-    T kb = a * (drop + rg * ru * (T(1) - re) * (nd - T(1)) * sc.e_rho / ns);
+    // The keys' norm spread (column_spread, attention_moments.hpp): the queries' scatter is
+    // the decoder's, the keys' the encoder's; pairs = (L_d - 1)/L_s as in the brackets.
+    const key_spread<T> ks = column_spread(d_model, d_model / heads, T(1) / ns, ru, re, sc.S, sc.e_sig);
+    const T pairs = (nd - T(1)) / ns;
+    const T e_col = min_of(ns, mul0(sc.e_rho, ks.col));
+    const T tilt = min_of((T(1) - ru) * (pairs * e_col + sc.p2), mul0(pairs, ks.tilt));
+    const T vb = a * (rg * pairs * e_col + sc.p2 * inv);
+    const T vc = nd * ((T(1) - sc.p2) + rg * (nd - T(1)) * (T(1) - e_col / ns)) / (ns * (ns - T(1)));
+    T kb = a * (drop + rg * (T(1) - re) * (ru * pairs * e_col + tilt));
     split_nonnegative(qb, kb);  // as in self-attention: the K bracket alone can go below 0
     const T gv = mul0(gh.var, sv * sv);
     const T q_scale = mul0(mul0(d, e.var), sk);  // S_Q / sigma_q^2 = (d s2_e sigma_k)^2
@@ -445,7 +454,6 @@ cross_gradients<T> cross_backward(int d_model, int heads, int Ld, int Ls, const 
     out.at.v = {v_path_moment(gh.var, vb), attention_corr(vc, vb, rg)};
     // Back through the projections, summed over heads (uncorrelated, as in multi-head
     // self-attention): d_head sigma^2 per head, times heads = d sigma^2.
-    (void)heads;
     out.decoder = {mul0(mul0(d, sq * sq), out.at.q.var), out.at.q.corr};
     const T ev = mul0(mul0(d, sv * sv), out.at.v.var);
     const T ek = mul0(mul0(d, sk * sk), out.at.k.var);

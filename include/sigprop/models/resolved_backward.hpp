@@ -196,7 +196,7 @@ query_pair<T> causal_query_pair(const key_prefixes<T>& kp, int n, int n2) noexce
 // receives from the rows that cover it, i >= j causal (all rows otherwise): lo(j) = j or 0.
 // With P_ij ~ 1/n_i (near-uniform) plus the pooled form::best's softmax statistics:
 //   E P_ij^2 = P2_i / n_i;   E P_ij P_ik = (1 - P2_i) / (n_i (n_i - 1))   (j != k)
-//   E P_ij P_i'j = e_ii' / (n_i n_i'),  e_ii' = min(e^rho, max(n_i, n_i'))   (i != i')
+//   E P_ij P_i'j = e_ii' / (n_i n_i'),  e_ii' = min(e^rho col, max(n_i, n_i'))   (i != i')
 //   E P_ij P_i'k = (1 - e_ii'/m) / (n_i n_i' - min(n_i, n_i')),  m = max(n_i, n_i')   (the
 //   rest of sum_jk P_ij P_i'k = 1 over the other key pairs)
 // give, per unit of dV,
@@ -212,9 +212,9 @@ query_pair<T> causal_query_pair(const key_prefixes<T>& kp, int n, int n2) noexce
 //   Q_ii = [Pg_i (spread2_n + k spread_n) + (1 - corr_n)^2 (1 - 1/n)/d] g_ii,  n = n_i,
 //   Q_ii' = (1-r)^2 g_ii' (1/L + (1 - 1/L)/d) bidirectional; causal_query_pair for causal rows,
 //   K_jj = sum_{i >= lo(j)} Pg_i g_ii / n_i [(c_jj - 2 m_j(n_i) + M(n_i, n_i)) n_i/(n_i - 1) + k c_jj]
-//        + sum_{i != i' >= lo(j)} e_ii' g_ii' c_ii' kf_j(i, i') / (n_i n_i'),
+//        + sum_{i != i' >= lo(j)} e_ii' g_ii' c_ii' kf_j(i, i') / (n_i n_i') + (1-r) tilt A0(lo(j)),
 //   kf_j(i, i') = c_jj - m_j(n_i) - m_j(n_i') + M(n_i, n_i')   (value j about both rows' means),
-//   K_jk = -r (1-r) A0(lo(max(j, k))) / (c - 1),  c the number of rows covering both,
+//   K_jk = -(r (1-r) + (1-r) tilt) A0(lo(max(j, k))) / (c - 1),  c the number of rows covering both,
 // A0 as A with e_ii' = 1; times S-type scales as in predict (self_attention_gradients).
 // For an equicorrelated c these are the pooled brackets (Q exactly, its causal pairs up to
 // terms in 1/n_i such as a one-key prefix's zero spread; K up to kf's
@@ -249,9 +249,21 @@ resolved_qkv<T> resolved_attention_gradients(const multi_head_attention<T>& m, c
     std::vector<T> A(Ls + 1, T(0)), A0(Ls + 1, T(0));
     const std::size_t W = Ls + 1;
     std::vector<T> B(W * W, T(0));
+    // The keys' norm spread (column_spread, attention_moments.hpp) with the block's pooled
+    // statistics and h = 1/L (H_L/L causal): on every pair of rows sharing a key, and the K
+    // path's tilt on the same pair sums as its shared-query term.
+    T h = T(1) / T(L);
+    if (m.causal) {
+        T harmonic = T(0);
+        for (int i = 1; i <= L; ++i) harmonic += T(1) / T(i);
+        h = harmonic / T(L);
+    }
+    const key_spread<T> ks = column_spread(m.d_model, m.d_model / m.heads, h, r, r, b.sc.S, b.sc.e_sig);
+    const T e_col = mul0(b.sc.e_rho, ks.col);
+    const T tilt = (T(1) - r) * min_of(ks.tilt, (T(1) - r) * T(L));  // the cap of set_columns (attention.hpp)
     auto e_of = [&](int i, int k) {
         const T mx = T(n_of(i) > n_of(k) ? n_of(i) : n_of(k));
-        return b.sc.e_rho < mx ? b.sc.e_rho : mx;
+        return e_col < mx ? e_col : mx;
     };
     for (int a = L - 1; a >= 0; --a) {
         T row = 0, row0 = 0;
@@ -306,7 +318,7 @@ resolved_qkv<T> resolved_attention_gradients(const multi_head_attention<T>& m, c
         out.q.at(j, j) = mul0(qdrop + coupling, g.at(j, j));
         out.qk.at(j, j) = mul0(qdrop + aniso * coupling, g.at(j, j));
         const T cjj = kp.entry(j, j);
-        T kjj = cjj * KW[a] + KM[a];
+        T kjj = cjj * KW[a] + KM[a] + mul0(tilt, A0[a]);
         for (int i = int(a); i < L; ++i) {
             const int ni = n_of(i);
             const T mi = kp.row_mean(j, ni);
@@ -333,7 +345,7 @@ resolved_qkv<T> resolved_attention_gradients(const multi_head_attention<T>& m, c
                 out.qk.at(j, k) = out.qk.at(k, j) = r2 * (T(1) / T(L) + aniso * cjk);
             }
             const T rows = T(L) - T(c);
-            out.k.at(j, k) = out.k.at(k, j) = rows > T(1) ? -r * (T(1) - r) * A0[c] / (rows - T(1)) : T(0);
+            out.k.at(j, k) = out.k.at(k, j) = rows > T(1) ? -(r * (T(1) - r) + tilt) * A0[c] / (rows - T(1)) : T(0);
         }
     }
     // The scales of self_attention_gradients: dQ carries sigma_v^2 (d s2 sigma_k)^2 per
