@@ -245,10 +245,10 @@ TEST_CASE("attention: agrees with the Monte-Carlo validator where the paper's ba
 TEST_CASE("attention: the key norms' spread of the column sums with a correlated gradient") {
     // S = q^4 = 1 and a narrow head (d_head 16): a key with a longer token-specific part
     // receives more attention (detail::column_spread), which the V path sees through E c^2
-    // and the K path through the queries' scatter. Without the spread the best form was
-    // 8.8 % low at the first point (docs/ACCURACY.md, "Attention: narrow heads"); the
-    // sequences are enough to tell that by > 10 standard errors. The second point has a
-    // correlated stream (6.4 % low before).
+    // and the K path through the queries' scatter. Without the spread the best form is
+    // 7.7 % low at the first point (14 of this measurement's standard errors; the test
+    // requires more than 10) and 6.0 % low at the second, which has a correlated stream
+    // (4.9 standard errors); with it, 0.3 % and 0.3 % (0.5 and 0.2).
     struct point {
         int d_in, d_head, L;
         double r, rg;

@@ -96,7 +96,7 @@ struct key_spread {
 // its own square (with the Wishart spread of the queries' scatter) and its cross term with
 // the shared query's column tilt. Both vanish at S = 0 and at r_k = 1.
 // Range: like every delta-method average here, D needs e^{2 sig} << L. Beyond it the
-// measured excess grows far more slowly than S^2 (d_head 16, L 32, r 0: ln of the excess
+// excess measured with a one-head sampler (docs/theory/attention.md) grows far more slowly than S^2 (d_head 16, L 32, r 0: ln of the excess
 // 0.07, 0.11, 0.15, 0.25 at S = 2, 3, 4, 8, where D is 0.12, 0.28, 0.49, 1.97), so both
 // terms are tapered by score_statistics' own first correction, t = 1 - (e^sig - 1)(2 e^sig
 // - 1) h (kept >= 0): 0.94 at S = 1, L = 128; 0 where the expansion has nothing left.
